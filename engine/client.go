@@ -1,0 +1,214 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/google/uuid"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/pushd/pushd/internal/protocol"
+	"github.com/pushd/pushd/internal/wsframe"
+)
+
+// client is one WebSocket connection. Its fields have three owners:
+//
+//   - the event loop: upgraded, rd (handshake and frame parsing);
+//   - the worker running the connection's mailbox (one at a time): the
+//     session fields uaid, uaids, helloDone, lastPing;
+//   - anyone, through atomics or mu: live, closing, mailbox.
+//
+// gc and node are set before the client is shared and never change.
+type client struct {
+	node *Node
+	gc   gnet.Conn
+
+	// Event loop only.
+	upgraded bool
+	rd       wsframe.Reader
+
+	// live packs the liveness deadline (unix milliseconds) and phase:
+	// deadline<<3 | phase. The sweeper and the event loop update it.
+	live    atomic.Int64
+	closing atomic.Bool
+
+	mu sync.Mutex
+	// queue, scheduled: guarded by mu. queue is nil while empty, so an
+	// idle connection keeps no buffer.
+	queue     []job
+	scheduled bool
+
+	// Session: owned by the worker running the mailbox. multi is also read
+	// by owners delivering to the client; it is written once, before the
+	// client is put in the hub.
+	helloDone bool
+	multi     bool
+	uaid      uuid.UUID
+	uaids     map[uuid.UUID]struct{} // multi-UAID connections only
+	lastPing  time.Time
+
+	// prev, next link the client into its connList shard; guarded by
+	// that shard's mu.
+	prev, next *client
+	shard      uint8
+}
+
+// Liveness phases.
+const (
+	phaseHandshake = iota // waiting for the opening handshake
+	phaseHello            // upgraded, waiting for hello
+	phaseIdle             // deadline is when to send the next ping
+	phasePong             // ping sent, deadline is when to give up
+)
+
+func (c *client) setLive(phase int, deadline time.Time) {
+	c.live.Store(deadline.UnixMilli()<<3 | int64(phase))
+}
+
+func (c *client) liveState() (phase int, deadline int64) {
+	v := c.live.Load()
+	return int(v & 7), v >> 3
+}
+
+// jobKind says what a mailbox job is.
+type jobKind uint8
+
+const (
+	jobMessage jobKind = iota
+	jobClosed          // the connection closed: undo its presence
+)
+
+type job struct {
+	kind jobKind
+	msg  protocol.Message
+}
+
+// mailboxLimit bounds a connection's queued messages; a client that sends
+// faster than its messages are carried out is disconnected.
+const mailboxLimit = 32
+
+// enqueue adds a job to the mailbox and schedules the connection on the
+// worker pool if it is not already. It never blocks: the run queue has room
+// for every connection. It reports false when the mailbox is full.
+func (c *client) enqueue(j job) bool {
+	c.mu.Lock()
+	if j.kind == jobMessage && len(c.queue) >= mailboxLimit {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, j)
+	schedule := !c.scheduled
+	c.scheduled = true
+	c.mu.Unlock()
+	if schedule {
+		c.node.runq <- c
+	}
+	return true
+}
+
+// nextJob pops the next job; ok is false (and the client unscheduled) when
+// the mailbox is empty.
+func (c *client) nextJob() (j job, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		c.queue, c.scheduled = nil, false
+		return j, false
+	}
+	j = c.queue[0]
+	c.queue[0] = job{}
+	c.queue = c.queue[1:]
+	return j, true
+}
+
+// send queues a frame to the client. It is safe off the event loop. A
+// client whose unsent output exceeds the configured bound is disconnected.
+func (c *client) send(frame []byte) bool {
+	if c.closing.Load() {
+		return false
+	}
+	err := c.gc.AsyncWrite(frame, func(gc gnet.Conn, err error) error {
+		if err == nil && gc.OutboundBuffered() > c.node.cfg.MaxOutbound {
+			c.node.metrics.slowClients.Inc()
+			c.closing.Store(true)
+			return gc.Close()
+		}
+		return nil
+	})
+	return err == nil
+}
+
+// sendText frames msg as a text message and sends it.
+func (c *client) sendText(msg []byte) bool {
+	return c.send(wsframe.AppendText(make([]byte, 0, len(msg)+10), msg))
+}
+
+// closeWith sends a close frame with code and closes the connection once it
+// is written. Safe off the event loop; only the first call has effect.
+func (c *client) closeWith(code ws.StatusCode, reason string) {
+	if !c.closing.CompareAndSwap(false, true) {
+		return
+	}
+	c.node.metrics.closeCode(code)
+	frame := wsframe.AppendClose(nil, code, reason)
+	err := c.gc.AsyncWrite(frame, func(gc gnet.Conn, _ error) error { return gc.Close() })
+	if err != nil {
+		_ = c.gc.Close()
+	}
+}
+
+// connShards is the number of shards of the connection list.
+const connShards = 64
+
+// connList holds every open connection for the sweeper, in intrusive lists
+// so that a connection costs two pointers here.
+type connList struct {
+	shards [connShards]struct {
+		mu   sync.Mutex
+		head *client // guarded by mu
+	}
+	next atomic.Uint32
+}
+
+func (l *connList) add(c *client) {
+	i := uint8(l.next.Add(1) % connShards)
+	c.shard = i
+	s := &l.shards[i]
+	s.mu.Lock()
+	c.next = s.head
+	if s.head != nil {
+		s.head.prev = c
+	}
+	s.head = c
+	s.mu.Unlock()
+}
+
+func (l *connList) remove(c *client) {
+	s := &l.shards[c.shard]
+	s.mu.Lock()
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else if s.head == c {
+		s.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.prev, c.next = nil, nil
+	s.mu.Unlock()
+}
+
+// each calls f for every connection, one shard at a time, with the shard
+// locked: f must not block.
+func (l *connList) each(f func(c *client)) {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		for c := s.head; c != nil; c = c.next {
+			f(c)
+		}
+		s.mu.Unlock()
+	}
+}

@@ -1,0 +1,118 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config configures a Node. The zero value of every field means the default
+// named in its comment; New never mutates the caller's Config.
+type Config struct {
+	// WSAddr is the client WebSocket listener. Zero means ":8080".
+	WSAddr string
+	// HTTPAddr is the ingest, REST, /health and /metrics listener. Zero
+	// means ":8081".
+	HTTPAddr string
+	// DataDir holds the Pebble shard and the token key file. Zero means
+	// "./data".
+	DataDir string
+	// EndpointURL is the public base URL of push endpoints. Zero means
+	// "http://localhost:8081".
+	EndpointURL string
+	// TokenKeys are comma-separated endpoint token keys, the first seals
+	// and all open (rotation). Zero means the keys in DataDir/token.keys,
+	// created on first start.
+	TokenKeys string
+
+	// LockWait is how long a PUT waits for an in-flight UPDATE of its UAID
+	// to be acknowledged before it is answered 503. Zero means 250ms.
+	LockWait time.Duration
+	// AckTimeout ends a UAID's in-flight state when the client does not
+	// acknowledge. Zero means 15s.
+	AckTimeout time.Duration
+	// HandshakeTimeout bounds the WebSocket opening handshake, counted from
+	// the TCP accept. Zero means 5s.
+	HandshakeTimeout time.Duration
+	// HelloTimeout bounds the wait for hello after the upgrade. Zero means
+	// 10s.
+	HelloTimeout time.Duration
+	// PingInterval is how often the server sends WebSocket pings to an
+	// otherwise quiet connection. Zero means 5m.
+	PingInterval time.Duration
+	// PongTimeout is how long a pong may take before the connection is
+	// closed as dead. Zero means 30s.
+	PongTimeout time.Duration
+	// MinPingInterval is the closest two client pings may be before the
+	// connection is closed with 4774. Zero means 20s.
+	MinPingInterval time.Duration
+	// ClientPing is the ping interval, in seconds, told to clients in the
+	// hello reply. Zero means 300.
+	ClientPing int
+
+	// MaxConns caps client WebSocket connections. Zero means derived from
+	// the open-files limit minus a reserve (see FDBudget).
+	MaxConns int
+	// MaxMessage bounds one client message. Zero means 32 KiB.
+	MaxMessage int
+	// MaxChannels bounds channels per UAID. Zero means 200.
+	MaxChannels int
+	// MaxUAIDs bounds the UAIDs of one multi-UAID connection. Zero means
+	// 10,000.
+	MaxUAIDs int
+	// MaxOutbound is the most bytes queued to one client before it is
+	// disconnected as too slow. Zero means 256 KiB.
+	MaxOutbound int
+	// Workers is the number of goroutines that carry out client messages
+	// off the event loops. Zero means 256.
+	Workers int
+	// EventLoops is the number of gnet event loops. Zero means one per CPU.
+	EventLoops int
+
+	// Logger receives the node's structured logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	defInt := func(i *int, v int) {
+		if *i <= 0 {
+			*i = v
+		}
+	}
+	if c.WSAddr == "" {
+		c.WSAddr = ":8080"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8081"
+	}
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.EndpointURL == "" {
+		c.EndpointURL = "http://localhost:8081"
+	}
+	def(&c.LockWait, 250*time.Millisecond)
+	def(&c.AckTimeout, 15*time.Second)
+	def(&c.HandshakeTimeout, 5*time.Second)
+	def(&c.HelloTimeout, 10*time.Second)
+	def(&c.PingInterval, 5*time.Minute)
+	def(&c.PongTimeout, 30*time.Second)
+	def(&c.MinPingInterval, 20*time.Second)
+	defInt(&c.ClientPing, 300)
+	defInt(&c.MaxMessage, 32<<10)
+	defInt(&c.MaxChannels, 200)
+	defInt(&c.MaxUAIDs, 10000)
+	defInt(&c.MaxOutbound, 256<<10)
+	defInt(&c.Workers, 256)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	for len(c.EndpointURL) > 0 && c.EndpointURL[len(c.EndpointURL)-1] == '/' {
+		c.EndpointURL = c.EndpointURL[:len(c.EndpointURL)-1]
+	}
+	return c
+}

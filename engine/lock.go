@@ -1,0 +1,196 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pushd/pushd/internal/protocol"
+)
+
+// lockStripes is the number of stripes of the UAID lock table. A UAID's
+// stripe is fixed by its bytes; the table never grows.
+const lockStripes = 4096
+
+// lockTable is the per-UAID lock of PROTOCOL.md 6.2. Each UAID has, while
+// anyone cares about it, a slot holding two things:
+//
+//   - held: an owner operation (a PUT's store write and delivery, a hello,
+//     an ack) is running for the UAID. Operations on one UAID are serial.
+//   - flight: an UPDATE with the UAID's pending versions was sent and is not
+//     yet acknowledged. PUTs wait for it to end (up to the lock wait).
+//
+// Slots live in the map of their stripe only while held, in flight or
+// waited for, so idle UAIDs cost nothing.
+type lockTable struct {
+	stripes [lockStripes]lockStripe
+	// inflight counts UAIDs in flight (a metric).
+	inflight atomic.Int64
+}
+
+type lockStripe struct {
+	mu sync.Mutex
+	// slots: guarded by mu.
+	slots map[uuid.UUID]*slot
+}
+
+// slot is one UAID's lock state. All fields are guarded by its stripe's mu.
+type slot struct {
+	held    bool
+	flight  *flight
+	waiters int
+	// changed is closed (and cleared) whenever held or flight changes and
+	// someone waits; nil when nobody waits.
+	changed chan struct{}
+}
+
+// flight is an UPDATE that awaits its ack. It is immutable once started;
+// acks replace it.
+type flight struct {
+	to       *client // the connection it was sent to
+	sent     []protocol.Update
+	deadline time.Time
+}
+
+func newLockTable() *lockTable {
+	t := &lockTable{}
+	for i := range t.stripes {
+		t.stripes[i].slots = make(map[uuid.UUID]*slot)
+	}
+	return t
+}
+
+func (t *lockTable) stripe(u uuid.UUID) *lockStripe {
+	// UAIDs are hashed by the store too; the low bytes of a UUID4 are
+	// random, but clients choose their UAIDs, so mix a few bytes.
+	h := uint32(u[15]) | uint32(u[14])<<8 | uint32(u[3])<<16 | uint32(u[7])<<24
+	h ^= h >> 13
+	h *= 0x5bd1e995
+	h ^= h >> 15
+	return &t.stripes[h%lockStripes]
+}
+
+// acquire takes the UAID's slot, waiting until deadline at most. With
+// idle, it also waits for an in-flight UPDATE to be acknowledged (the PUT
+// rule); without, only for the running operation. It reports whether the
+// slot was taken; the caller must release it.
+func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
+	s := t.stripe(u)
+	s.mu.Lock()
+	sl := s.slots[u]
+	if sl == nil {
+		sl = &slot{}
+		s.slots[u] = sl
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for sl.held || (idle && sl.flight != nil) {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			s.dropIfIdleLocked(u, sl)
+			s.mu.Unlock()
+			return false
+		}
+		if sl.changed == nil {
+			sl.changed = make(chan struct{})
+		}
+		ch := sl.changed
+		sl.waiters++
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ch:
+		case <-timer.C:
+		}
+		s.mu.Lock()
+		sl.waiters--
+	}
+	sl.held = true
+	s.mu.Unlock()
+	return true
+}
+
+// release gives the slot back.
+func (t *lockTable) release(u uuid.UUID) {
+	s := t.stripe(u)
+	s.mu.Lock()
+	sl := s.slots[u]
+	sl.held = false
+	sl.signalLocked()
+	s.dropIfIdleLocked(u, sl)
+	s.mu.Unlock()
+}
+
+// flightOf returns the UAID's current flight, nil if none.
+// REQUIRES: the caller holds the UAID's slot.
+func (t *lockTable) flightOf(u uuid.UUID) *flight {
+	s := t.stripe(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slots[u].flight
+}
+
+// setFlight replaces the UAID's flight (nil ends it).
+// REQUIRES: the caller holds the UAID's slot.
+func (t *lockTable) setFlight(u uuid.UUID, f *flight) {
+	s := t.stripe(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.setFlightLocked(s.slots[u], f)
+}
+
+// REQUIRES: the slot's stripe mu held.
+func (t *lockTable) setFlightLocked(sl *slot, f *flight) {
+	switch {
+	case sl.flight == nil && f != nil:
+		t.inflight.Add(1)
+	case sl.flight != nil && f == nil:
+		t.inflight.Add(-1)
+	}
+	sl.flight = f
+	sl.signalLocked()
+}
+
+// expire ends every flight whose ack timeout passed before now, so that
+// waiting PUTs go ahead; the versions stay pending in the store and are
+// sent again on the next UPDATE or connection.
+func (t *lockTable) expire(now time.Time) (n int) {
+	for i := range t.stripes {
+		s := &t.stripes[i]
+		s.mu.Lock()
+		for u, sl := range s.slots {
+			if sl.flight != nil && now.After(sl.flight.deadline) {
+				t.setFlightLocked(sl, nil)
+				s.dropIfIdleLocked(u, sl)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// REQUIRES: the slot's stripe mu held.
+func (sl *slot) signalLocked() {
+	if sl.changed != nil {
+		close(sl.changed)
+		sl.changed = nil
+	}
+}
+
+// REQUIRES: s.mu held.
+func (s *lockStripe) dropIfIdleLocked(u uuid.UUID, sl *slot) {
+	if !sl.held && sl.flight == nil && sl.waiters == 0 {
+		delete(s.slots, u)
+	}
+}

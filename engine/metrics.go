@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"strconv"
+
+	"github.com/gobwas/ws"
+
+	"github.com/pushd/pushd/internal/metrics"
+)
+
+// nodeMetrics are the node's /metrics series.
+type nodeMetrics struct {
+	reg *metrics.Registry
+
+	connections       *metrics.Gauge
+	accepted          *metrics.Counter
+	refused           *metrics.Counter
+	acceptErrors      *metrics.Counter
+	handshakeFailures *metrics.Counter
+	messages          *metrics.Counter
+	hellos            *metrics.Counter
+	uaidResets        *metrics.Counter
+	registers         *metrics.Counter
+	unregisters       *metrics.Counter
+	notifications     *metrics.Counter
+	acks              *metrics.Counter
+	superseded        *metrics.Counter
+	slowClients       *metrics.Counter
+	closes            *metrics.CounterVec
+	puts              *metrics.CounterVec
+	putLatency        *metrics.Histogram
+	commitLatency     *metrics.Histogram
+}
+
+var closeCodes = []string{"1000", "1001", "1002", "1003", "1007", "1008", "1009", "1013", "4001", "4774"}
+
+func newNodeMetrics() *nodeMetrics {
+	r := metrics.NewRegistry()
+	return &nodeMetrics{
+		reg:               r,
+		connections:       r.Gauge("pushd_connections", "Open client WebSocket connections."),
+		accepted:          r.Counter("pushd_connections_accepted_total", "Client TCP connections accepted."),
+		refused:           r.Counter("pushd_connections_refused_total", "Client TCP connections refused at the connection cap."),
+		acceptErrors:      r.Counter("pushd_accept_errors_total", "Failed accepts on the client listener (e.g. out of file descriptors)."),
+		handshakeFailures: r.Counter("pushd_handshake_failures_total", "WebSocket opening handshakes refused."),
+		messages:          r.Counter("pushd_messages_total", "Client messages received."),
+		hellos:            r.Counter("pushd_hellos_total", "Hellos answered."),
+		uaidResets:        r.Counter("pushd_uaid_resets_total", "Hellos answered with a new UAID because the server held no registration for a channel the client named."),
+		registers:         r.Counter("pushd_registers_total", "Channels registered."),
+		unregisters:       r.Counter("pushd_unregisters_total", "Channels unregistered."),
+		notifications:     r.Counter("pushd_notifications_sent_total", "UPDATE messages (notification or update) sent to clients."),
+		acks:              r.Counter("pushd_acks_total", "Ack messages received."),
+		superseded:        r.Counter("pushd_superseded_total", "Connections closed because a newer one said hello with the same UAID."),
+		slowClients:       r.Counter("pushd_slow_clients_total", "Connections closed because their unsent output grew past the bound."),
+		closes:            r.CounterVec("pushd_closes_total", "Connections closed by the server, by WebSocket close code.", "code", closeCodes...),
+		puts:              r.CounterVec("pushd_puts_total", "App-server PUTs, by HTTP status.", "status", "200", "202", "400", "404", "405", "413", "429", "500", "503"),
+		putLatency:        r.Histogram("pushd_put_duration_seconds", "Time to answer a PUT.", metrics.LatencyBuckets()),
+		commitLatency:     r.Histogram("pushd_store_commit_duration_seconds", "Store commit latency (synced and unsynced).", metrics.LatencyBuckets()),
+	}
+}
+
+func (m *nodeMetrics) closeCode(code ws.StatusCode) {
+	m.closes.With(strconv.Itoa(int(code))).Inc()
+}

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/pushd/pushd/internal/token"
+	"github.com/pushd/pushd/shardstore"
+)
+
+// Node is one pushd node: client listener, HTTP listener, lock table and
+// shard store. Create it with New, start it with Start, stop it with
+// Shutdown.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *nodeMetrics
+	store    *shardstore.Store
+	keys     *token.Keyring
+	locks    *lockTable
+	hub      *hub
+	conns    connList
+	maxConns int
+	nconns   atomic.Int64 // accepted and not yet closed
+
+	// runq holds connections with queued jobs; it has room for every
+	// connection, so enqueueing never blocks an event loop.
+	runq chan *client
+
+	wsLn   net.Listener
+	httpLn net.Listener
+	gcli   *gnet.Client
+	http   *fasthttp.Server
+
+	ready    atomic.Bool
+	shutdown atomic.Bool
+	quit     chan struct{}
+	wg       sync.WaitGroup // workers
+	bg       sync.WaitGroup // accept loop, sweeper, HTTP server
+}
+
+// New opens the node's store and keys and binds its listeners. The caller's
+// Config is not modified.
+func New(cfg Config) (*Node, error) {
+	cfg = cfg.withDefaults()
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: newNodeMetrics(),
+		locks:   newLockTable(),
+		hub:     newHub(),
+		quit:    make(chan struct{}),
+	}
+	limit, err := raiseFileLimit()
+	if err != nil {
+		return nil, err
+	}
+	n.maxConns = connCap(cfg.MaxConns, limit)
+	if cfg.MaxConns > n.maxConns {
+		n.log.Warn("connection cap lowered to fit the open-files limit",
+			"requested", cfg.MaxConns, "cap", n.maxConns, "nofile", limit)
+	}
+	n.runq = make(chan *client, n.maxConns+64)
+
+	if n.keys, err = token.LoadOrCreate(cfg.DataDir, cfg.TokenKeys); err != nil {
+		return nil, fmt.Errorf("engine: token keys: %w", err)
+	}
+	n.store, err = shardstore.Open(shardstore.Options{
+		Dir:         cfg.DataDir + "/shard",
+		Logger:      n.log.With("component", "shardstore"),
+		MaxChannels: cfg.MaxChannels,
+		OnCommit: func(d time.Duration, _ bool) {
+			n.metrics.commitLatency.ObserveDuration(d)
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: open store: %w", err)
+	}
+	n.registerGauges()
+
+	lc := net.ListenConfig{KeepAlive: -1} // liveness is WebSocket pings
+	if n.wsLn, err = lc.Listen(context.Background(), "tcp", cfg.WSAddr); err != nil {
+		_ = n.store.Close()
+		return nil, fmt.Errorf("engine: client listener: %w", err)
+	}
+	if n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		_ = n.wsLn.Close()
+		_ = n.store.Close()
+		return nil, fmt.Errorf("engine: http listener: %w", err)
+	}
+	n.http = &fasthttp.Server{
+		Handler:                       n.serveHTTP,
+		Name:                          "pushd",
+		Concurrency:                   maxHTTPConns(limit),
+		MaxRequestBodySize:            64 << 10,
+		ReadTimeout:                   30 * time.Second,
+		WriteTimeout:                  30 * time.Second,
+		IdleTimeout:                   2 * time.Minute,
+		DisableHeaderNamesNormalizing: false,
+		NoDefaultContentType:          true,
+		Logger:                        fasthttpLogger{n.log},
+	}
+	return n, nil
+}
+
+func (n *Node) registerGauges() {
+	r := n.metrics.reg
+	r.GaugeFunc("pushd_connection_cap", "Client connections this node accepts before refusing.", func() float64 { return float64(n.maxConns) })
+	r.GaugeFunc("pushd_uaids_connected", "UAIDs with a connection on this node.", func() float64 { return float64(n.hub.n.Load()) })
+	r.GaugeFunc("pushd_uaids_in_flight", "UAIDs with an unacknowledged UPDATE.", func() float64 { return float64(n.locks.inflight.Load()) })
+	r.CounterFunc("pushd_store_commits_total", "Store commits.", func() float64 { return float64(n.store.Stats().Commits) })
+	r.CounterFunc("pushd_store_synced_commits_total", "Store commits synced to disk.", func() float64 { return float64(n.store.Stats().SyncedCommits) })
+}
+
+// WSAddr is the bound address of the client listener.
+func (n *Node) WSAddr() net.Addr { return n.wsLn.Addr() }
+
+// HTTPAddr is the bound address of the HTTP listener.
+func (n *Node) HTTPAddr() net.Addr { return n.httpLn.Addr() }
+
+// MaxConns is the client connection cap in force.
+func (n *Node) MaxConns() int { return n.maxConns }
+
+// Start starts the event loops, workers and listeners.
+func (n *Node) Start() error {
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithLogger(gnetLogger{n.log.With("component", "gnet")}),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+	}
+	if n.cfg.EventLoops > 0 {
+		opts = append(opts, gnet.WithNumEventLoop(n.cfg.EventLoops))
+	}
+	var err error
+	if n.gcli, err = gnet.NewClient(&loopHandler{n: n}, opts...); err != nil {
+		return fmt.Errorf("engine: event loops: %w", err)
+	}
+	if err = n.gcli.Start(); err != nil {
+		return fmt.Errorf("engine: start event loops: %w", err)
+	}
+	for i := 0; i < n.cfg.Workers; i++ {
+		n.wg.Add(1)
+		go n.worker()
+	}
+	n.bg.Add(3)
+	go n.acceptLoop()
+	go n.sweep()
+	go func() {
+		defer n.bg.Done()
+		if err := n.http.Serve(n.httpLn); err != nil {
+			n.log.Error("http listener stopped", "err", err)
+		}
+	}()
+	n.ready.Store(true)
+	n.log.Info("pushd node serving", "ws", n.WSAddr().String(), "http", n.HTTPAddr().String(),
+		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir)
+	return nil
+}
+
+// acceptLoop accepts client sockets and enrolls them into the event loops.
+// It refuses sockets beyond the connection cap at once, and waits out
+// accept failures such as EMFILE instead of stopping.
+func (n *Node) acceptLoop() {
+	defer n.bg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := n.wsLn.Accept()
+		if err != nil {
+			if n.shutdown.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			n.metrics.acceptErrors.Inc()
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			n.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-n.quit:
+				return
+			}
+			continue
+		}
+		backoff = 0
+		n.metrics.accepted.Inc()
+		if n.nconns.Load() >= int64(n.maxConns) {
+			n.metrics.refused.Inc()
+			_ = nc.Close()
+			continue
+		}
+		n.nconns.Add(1)
+		c := &client{node: n}
+		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
+			// EnrollContext closed nc; OnOpen did not run.
+			n.nconns.Add(-1)
+			n.metrics.acceptErrors.Inc()
+			n.log.Debug("enroll failed", "err", err)
+		}
+	}
+}
+
+// sweep enforces per-connection deadlines once a second: handshake and
+// hello timeouts, WebSocket pings, dead peers; and ends flights whose ack
+// timeout passed.
+func (n *Node) sweep() {
+	defer n.bg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.quit:
+			return
+		case now := <-t.C:
+			n.sweepOnce(now)
+		}
+	}
+}
+
+func (n *Node) sweepOnce(now time.Time) {
+	ms := now.UnixMilli()
+	var ping []byte
+	n.conns.each(func(c *client) {
+		phase, deadline := c.liveState()
+		if ms < deadline || c.closing.Load() {
+			return
+		}
+		switch phase {
+		case phaseHandshake:
+			c.closing.Store(true)
+			_ = c.gc.Close()
+		case phaseHello:
+			c.closeWith(ws.StatusPolicyViolation, "hello timeout")
+		case phaseIdle:
+			if ping == nil {
+				ping = pingFrame()
+			}
+			c.setLive(phasePong, now.Add(n.cfg.PongTimeout))
+			c.send(ping)
+		case phasePong:
+			c.closeWith(ws.StatusGoingAway, "ping timeout")
+		}
+	})
+	n.locks.expire(now)
+}
+
+// Shutdown stops the node: stop accepting, close clients with 1001, stop
+// the event loops and workers, stop the HTTP listener, close the store.
+// It is idempotent; ctx bounds the wait for clients to go.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if !n.shutdown.CompareAndSwap(false, true) {
+		return nil
+	}
+	n.ready.Store(false)
+	close(n.quit)
+	_ = n.wsLn.Close()
+	n.conns.each(func(c *client) { c.closeWith(ws.StatusGoingAway, "server shutting down") })
+	for n.nconns.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	var errs []error
+	if n.gcli != nil {
+		errs = append(errs, n.gcli.Stop())
+	}
+	errs = append(errs, n.http.ShutdownWithContext(ctx))
+	n.bg.Wait()
+	close(n.runq)
+	n.wg.Wait()
+	errs = append(errs, n.store.Close())
+	n.log.Info("pushd node stopped")
+	return errors.Join(errs...)
+}

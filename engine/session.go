@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/google/uuid"
+
+	"github.com/pushd/pushd/internal/protocol"
+)
+
+// worker carries out mailboxes until the run queue closes. A connection is
+// in the run queue at most once, so its jobs run in order, one at a time.
+func (n *Node) worker() {
+	defer n.wg.Done()
+	for c := range n.runq {
+		for {
+			j, ok := c.nextJob()
+			if !ok {
+				break
+			}
+			switch j.kind {
+			case jobClosed:
+				n.disconnect(c)
+			case jobMessage:
+				n.handle(c, &j.msg)
+			}
+		}
+	}
+}
+
+// handle carries out one client message (PROTOCOL.md 2).
+func (n *Node) handle(c *client, m *protocol.Message) {
+	if c.closing.Load() {
+		return
+	}
+	if m.Type == protocol.TypePing {
+		n.ping(c, m)
+		return
+	}
+	if !c.helloDone && m.Type != protocol.TypeHello {
+		n.refuse(c, m.RawType, "hello required")
+		return
+	}
+	switch m.Type {
+	case protocol.TypeHello:
+		if m.HasUAIDs || c.multi {
+			n.helloMulti(c, m)
+		} else {
+			n.hello(c, m)
+		}
+	case protocol.TypeRegister:
+		n.register(c, m)
+	case protocol.TypeUnregister:
+		n.unregister(c, m)
+	case protocol.TypeAck:
+		n.ack(c, m)
+	default:
+		n.refuse(c, m.RawType, "unknown messageType")
+	}
+}
+
+// refuse answers status 401 and closes the connection with 1008.
+func (n *Node) refuse(c *client, messageType, why string) {
+	c.sendText(protocol.AppendError(nil, messageType, protocol.StatusUnauthorized, why))
+	c.closeWith(ws.StatusPolicyViolation, why)
+}
+
+func (n *Node) ping(c *client, m *protocol.Message) {
+	now := time.Now()
+	if !c.lastPing.IsZero() && now.Sub(c.lastPing) < n.cfg.MinPingInterval {
+		c.closeWith(4774, "pinging too often")
+		return
+	}
+	c.lastPing = now
+	c.sendText(protocol.AppendPing(nil))
+}
+
+// hello is the single-UAID hello (PROTOCOL.md 2.1).
+func (n *Node) hello(c *client, m *protocol.Message) {
+	u, valid := protocol.ParseUUID(m.UAID)
+	if c.helloDone {
+		if valid && u == c.uaid {
+			c.sendText(protocol.AppendHello(nil, c.uaid, n.cfg.ClientPing))
+			return
+		}
+		n.refuse(c, "hello", "hello with a different uaid")
+		return
+	}
+	if !valid {
+		u = uuid.New()
+	}
+	var ok bool
+	u, ok = n.ownerHello(c, u, m.ChannelIDs, func(u uuid.UUID) {
+		c.uaid = u
+		c.helloDone = true
+		c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
+		c.sendText(protocol.AppendHello(nil, u, n.cfg.ClientPing))
+	})
+	if !ok {
+		c.sendText(protocol.AppendError(nil, "hello", protocol.StatusServerFailure, "server error"))
+		c.closeWith(closeTryAgainLater, "server error")
+		return
+	}
+	n.metrics.hellos.Inc()
+}
+
+// helloMulti is the seed's multi-UAID hello. Each hello adds its UAIDs to
+// the connection, up to the per-connection limit, so a relay may name more
+// UAIDs than fit one message, and add user agents later.
+func (n *Node) helloMulti(c *client, m *protocol.Message) {
+	if c.helloDone && !c.multi {
+		n.refuse(c, "hello", "hello with a different uaid")
+		return
+	}
+	if !c.helloDone {
+		c.multi = true
+		c.uaids = make(map[uuid.UUID]struct{})
+	}
+	accepted := make([]uuid.UUID, 0, len(m.UAIDs))
+	for _, s := range m.UAIDs {
+		u, ok := protocol.ParseUUID(s)
+		if !ok {
+			continue
+		}
+		if _, dup := c.uaids[u]; dup {
+			accepted = append(accepted, u)
+			continue
+		}
+		if len(c.uaids) >= n.cfg.MaxUAIDs {
+			break
+		}
+		if !n.ownerAttach(c, u) {
+			continue
+		}
+		c.uaids[u] = struct{}{}
+		accepted = append(accepted, u)
+	}
+	c.helloDone = true
+	c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
+	c.sendText(protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
+	n.metrics.hellos.Inc()
+	n.flushMulti(c, accepted)
+}
+
+// uaidFor returns the UAID a register/unregister acts on: the connection's,
+// or on a multi-UAID connection the message's "uaid", which must be one of
+// the connection's.
+func (n *Node) uaidFor(c *client, m *protocol.Message) (uuid.UUID, bool) {
+	if !c.multi {
+		return c.uaid, true
+	}
+	u, ok := protocol.ParseUUID(m.UAID)
+	if !ok {
+		return u, false
+	}
+	_, ok = c.uaids[u]
+	return u, ok
+}
+
+func (n *Node) register(c *client, m *protocol.Message) {
+	u, ok := n.uaidFor(c, m)
+	if !ok {
+		c.sendText(protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid uaid"))
+		return
+	}
+	chid, ok := protocol.ParseUUID(m.ChannelID)
+	if !ok {
+		c.sendText(protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid channelID"))
+		return
+	}
+	endpoint, status, err := n.ownerRegister(u, chid)
+	switch {
+	case err != nil:
+		c.sendText(protocol.AppendError(nil, "register", status, err.Error()))
+	default:
+		n.metrics.registers.Inc()
+		c.sendText(protocol.AppendRegister(nil, chid, endpoint))
+	}
+}
+
+func (n *Node) unregister(c *client, m *protocol.Message) {
+	u, ok := n.uaidFor(c, m)
+	chid, valid := protocol.ParseUUID(m.ChannelID)
+	if ok && valid {
+		n.ownerUnregister(u, chid)
+		n.metrics.unregisters.Inc()
+	}
+	c.sendText(protocol.AppendUnregister(nil, m.ChannelID))
+}
+
+func (n *Node) ack(c *client, m *protocol.Message) {
+	n.metrics.acks.Inc()
+	if c.multi {
+		for _, s := range m.UAIDs {
+			u, ok := protocol.ParseUUID(s)
+			if !ok {
+				continue
+			}
+			if _, mine := c.uaids[u]; mine {
+				n.ownerAckFlight(c, u)
+			}
+		}
+		return
+	}
+	acks := make([]ackItem, 0, len(m.Updates))
+	for _, up := range m.Updates {
+		chid, ok := protocol.ParseUUID(up.ChannelID)
+		if up.OK && ok {
+			acks = append(acks, ackItem{chid, up.Version})
+		}
+	}
+	if len(acks) > 0 {
+		n.ownerAck(c, c.uaid, acks)
+	}
+}
+
+// disconnect undoes a closed connection's presence and ends its flights.
+func (n *Node) disconnect(c *client) {
+	if !c.helloDone {
+		return
+	}
+	if !c.multi {
+		n.ownerDetach(c, c.uaid)
+		return
+	}
+	for u := range c.uaids {
+		n.ownerDetach(c, u)
+	}
+}

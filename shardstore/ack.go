@@ -1,0 +1,59 @@
+package shardstore
+
+import (
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// Ack is a client's acknowledgement of one channel's version.
+type Ack struct {
+	Channel uuid.UUID
+	Version uint64
+}
+
+// Ack clears the pending version (and its data) of each acked channel whose
+// pending version is <= the acked version; a newer pending version stays.
+// Unknown channels and channels with nothing pending are ignored. The
+// highest accepted version is kept.
+//
+// The write is not synced: a crash may lose it, which only causes a
+// redelivery that clients tolerate. It can never lose a newer pending
+// version, since that version's synced write comes later in the WAL.
+//
+// Ack is a read-modify-write: the caller serialises it with the other writes
+// of the same UAID. acks is read only during the call.
+func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
+	if len(acks) == 0 {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit(&err)
+
+	p := uaidPrefix(uaid)
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, a := range acks {
+		key := p.channelKey(a.Channel)
+		rec, ok, err := s.readChannel(key[:], false)
+		if err != nil {
+			return err
+		}
+		if !ok || rec.pending == 0 || rec.pending > a.Version {
+			continue
+		}
+		cleared := channelRecord{version: rec.version}
+		op := b.SetDeferred(len(key), cleared.encodedLen())
+		copy(op.Key, key[:])
+		cleared.encodeTo(op.Value)
+		if err := op.Finish(); err != nil {
+			return fmt.Errorf("shardstore: ack: %w", err)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	return s.commit(b, false)
+}

@@ -1,0 +1,196 @@
+package shardstore
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/google/uuid"
+)
+
+// Channel is one registration of a UAID as the store holds it.
+type Channel struct {
+	ID      uuid.UUID
+	Version uint64 // highest accepted version, 0 = none yet
+	Pending uint64 // pending (not yet acknowledged) version, 0 = nothing pending
+	Data    []byte // data sent with the pending version (nil if none); owned by the caller
+}
+
+// Register creates the channel (uaid, chid) if absent. An existing
+// registration returns created=false and no error. It returns
+// ErrTooManyChannels when chid is new and the UAID already has MaxChannels
+// channels, counted with a scan bounded by MaxChannels. A new registration is
+// durable (synced) before Register returns.
+//
+// Register is a read-modify-write: the caller serialises it with the other
+// writes of the same UAID.
+func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit(&err)
+
+	p := uaidPrefix(uaid)
+	key := p.channelKey(chid)
+	_, ok, err := s.readChannel(key[:], false)
+	if err != nil || ok {
+		return false, err
+	}
+	n, err := s.countChannels(&p, s.maxChannels)
+	if err != nil {
+		return false, err
+	}
+	if n >= s.maxChannels {
+		return false, ErrTooManyChannels
+	}
+
+	var rec channelRecord // version 0, nothing pending
+	b := s.db.NewBatch()
+	defer b.Close()
+	op := b.SetDeferred(len(key), rec.encodedLen())
+	copy(op.Key, key[:])
+	rec.encodeTo(op.Value)
+	if err := op.Finish(); err != nil {
+		return false, fmt.Errorf("shardstore: register: %w", err)
+	}
+	if err := s.commit(b, true); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// countChannels counts the UAID's channels, stopping at limit.
+func (s *Store) countChannels(p *prefix, limit int) (n int, err error) {
+	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
+	if err != nil {
+		return 0, fmt.Errorf("shardstore: count channels: %w", err)
+	}
+	for valid := it.First(); valid && n < limit; valid = it.Next() {
+		n++
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("shardstore: count channels: %w", err)
+	}
+	return n, nil
+}
+
+// Unregister deletes the channel (uaid, chid) with its pending version and
+// data. An absent channel is no error (and costs no write). The deletion is
+// durable (synced) before Unregister returns.
+//
+// Unregister is a read-modify-write: the caller serialises it with the other
+// writes of the same UAID.
+func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit(&err)
+
+	p := uaidPrefix(uaid)
+	key := p.channelKey(chid)
+	_, ok, err := s.readChannel(key[:], false)
+	if err != nil || !ok {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.Delete(key[:], nil); err != nil {
+		return fmt.Errorf("shardstore: unregister: %w", err)
+	}
+	return s.commit(b, true)
+}
+
+// Channel returns the channel (uaid, chid); ok=false if it is not
+// registered.
+func (s *Store) Channel(uaid, chid uuid.UUID) (ch Channel, ok bool, err error) {
+	if err := s.enter(); err != nil {
+		return ch, false, err
+	}
+	defer s.exit(&err)
+
+	p := uaidPrefix(uaid)
+	key := p.channelKey(chid)
+	rec, ok, err := s.readChannel(key[:], true)
+	if err != nil || !ok {
+		return ch, false, err
+	}
+	return Channel{ID: chid, Version: rec.version, Pending: rec.pending, Data: rec.data}, true, nil
+}
+
+// Channels returns every channel of the UAID, ordered by channel id; nil if
+// it has none.
+func (s *Store) Channels(uaid uuid.UUID) (chs []Channel, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit(&err)
+	return s.scanChannels(uaid, false)
+}
+
+// Pending returns the channels of the UAID that have a pending version
+// (Pending > 0), ordered by channel id; nil if none.
+func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit(&err)
+	return s.scanChannels(uaid, true)
+}
+
+// scanChannels reads the UAID's channels with one bounded iterator. The data
+// of all returned channels shares one allocation, each slice capped so that
+// appending to one cannot overwrite another.
+func (s *Store) scanChannels(uaid uuid.UUID, pendingOnly bool) (chs []Channel, err error) {
+	p := uaidPrefix(uaid)
+	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
+	if err != nil {
+		return nil, fmt.Errorf("shardstore: scan channels: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			chs, err = nil, fmt.Errorf("shardstore: scan channels: %w", cerr)
+		}
+	}()
+
+	var arena []byte // data of all channels, copied once
+	type span struct{ off, end int }
+	var spansBuf [16]span
+	spans := spansBuf[:0] // per returned channel; off < 0 means nil data
+	for valid := it.First(); valid; valid = it.Next() {
+		id, ok := channelIDFromKey(it.Key())
+		if !ok {
+			return nil, fmt.Errorf("shardstore: scan channels: %w: key %x", ErrCorrupt, it.Key())
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("shardstore: scan channels: %w", err)
+		}
+		rec, err := decodeChannel(v)
+		if err != nil {
+			return nil, fmt.Errorf("shardstore: channel %s: %w", id, err)
+		}
+		if pendingOnly && rec.pending == 0 {
+			continue
+		}
+		sp := span{off: -1}
+		if rec.hasData {
+			sp = span{off: len(arena), end: len(arena) + len(rec.data)}
+			arena = append(arena, rec.data...)
+		}
+		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending})
+		spans = append(spans, sp)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("shardstore: scan channels: %w", err)
+	}
+	if arena == nil {
+		arena = []byte{} // only empty data: sub-slices must still be non-nil
+	}
+	for i, sp := range spans {
+		if sp.off >= 0 {
+			chs[i].Data = arena[sp.off:sp.end:sp.end]
+		}
+	}
+	return chs, nil
+}

@@ -1,0 +1,103 @@
+package shardstore
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/google/uuid"
+)
+
+// PutOutcome says what Put did with a version event.
+type PutOutcome int
+
+const (
+	// PutStored: the version is now the channel's highest and pending one,
+	// durable on disk.
+	PutStored PutOutcome = iota + 1
+	// PutStale: the version was not above the channel's highest accepted
+	// version; nothing changed.
+	PutStale
+	// PutNotRegistered: the channel is not registered; nothing changed.
+	PutNotRegistered
+)
+
+// String returns the outcome's name.
+func (o PutOutcome) String() string {
+	switch o {
+	case PutStored:
+		return "PutStored"
+	case PutStale:
+		return "PutStale"
+	case PutNotRegistered:
+		return "PutNotRegistered"
+	}
+	return fmt.Sprintf("PutOutcome(%d)", int(o))
+}
+
+// Put is a version event for one channel.
+type Put struct {
+	Version uint64 // the version the app server sent; ignored when Auto
+	Auto    bool   // no version sent: the store uses max(Now, highest+1)
+	Now     uint64 // current Unix seconds, used when Auto
+	Data    []byte // optional data, at most MaxDataSize bytes; nil = none (read only during the call)
+}
+
+// Put records a version event for the channel (uaid, chid).
+//
+//   - Not registered: PutNotRegistered, 0.
+//   - The version (p.Version, or max(p.Now, highest+1) when p.Auto) is not
+//     greater than the channel's highest accepted version: PutStale, and the
+//     highest accepted version; nothing changes.
+//   - Otherwise highest = pending = the version, the data is replaced by
+//     p.Data (nil clears old data), and the write is durable (pebble.Sync)
+//     before Put returns PutStored and the version.
+//
+// Data longer than MaxDataSize is refused with ErrDataTooLarge. On any error
+// the outcome is 0, never PutStored.
+//
+// Put is a read-modify-write: the caller serialises it with the other writes
+// of the same UAID. Puts for different UAIDs from many goroutines share
+// fsyncs.
+func (s *Store) Put(uaid, chid uuid.UUID, p Put) (outcome PutOutcome, version uint64, err error) {
+	if len(p.Data) > MaxDataSize {
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(p.Data))
+	}
+	if err := s.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer s.exit(&err)
+
+	pfx := uaidPrefix(uaid)
+	key := pfx.channelKey(chid)
+	old, ok, err := s.readChannel(key[:], false)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !ok {
+		return PutNotRegistered, 0, nil
+	}
+	v := p.Version
+	if p.Auto {
+		v = p.Now
+		if old.version < math.MaxUint64 && old.version+1 > v {
+			v = old.version + 1
+		}
+	}
+	if v <= old.version {
+		return PutStale, old.version, nil
+	}
+
+	rec := channelRecord{version: v, pending: v, hasData: p.Data != nil, data: p.Data}
+	b := s.db.NewBatch()
+	defer b.Close()
+	op := b.SetDeferred(len(key), rec.encodedLen())
+	copy(op.Key, key[:])
+	rec.encodeTo(op.Value)
+	if err := op.Finish(); err != nil {
+		return 0, 0, fmt.Errorf("shardstore: put: %w", err)
+	}
+	if err := s.commit(b, true); err != nil {
+		return 0, 0, err
+	}
+	return PutStored, v, nil
+}

@@ -1,0 +1,229 @@
+package shardstore
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Store is one node's shard: the channels, pending versions and meta records
+// of the UAIDs this node owns, in a Pebble store.
+//
+// Concurrency: all methods are safe for concurrent use. The read-modify-write
+// methods (Register, Unregister, Put, Ack, SetMeta, DropUAID) must not run
+// concurrently for the same UAID: the caller serialises them per UAID (the
+// engine's striped per-UAID lock). Calls for different UAIDs run in parallel,
+// and that is how synced writes share fsyncs (see the package doc). Readers
+// (Channel, Channels, Pending, Meta) need no lock; run concurrently with a
+// writer of the same UAID they see the record before or after that write.
+//
+// Blocking: every method may wait for disk I/O (synced writes wait for an
+// fsync, reads may miss the cache). Never call them from an event loop.
+//
+// Buffers: Store never keeps a slice passed to it after the call returns,
+// and slices it returns are the caller's.
+type Store struct {
+	db          *pebble.DB
+	log         *slog.Logger
+	maxChannels int
+	onCommit    func(time.Duration, bool)
+
+	// mu is held for reading by every call for its whole duration and for
+	// writing by Close, so Close waits for calls in flight and no call
+	// touches a closed pebble.DB.
+	mu struct {
+		sync.RWMutex
+		closed bool
+	}
+
+	// failed holds the error that made the store fail (wrapping ErrFailed),
+	// nil while healthy. Set once.
+	failed atomic.Pointer[error]
+
+	stats struct {
+		commits       atomic.Uint64
+		syncedCommits atomic.Uint64
+		commitNanos   atomic.Uint64
+		commitErrors  atomic.Uint64
+	}
+}
+
+// Stats are the store's counters since Open, for /metrics. All are cheap to
+// read.
+type Stats struct {
+	Commits       uint64        // batches committed, synced or not
+	SyncedCommits uint64        // of which committed with pebble.Sync
+	CommitErrors  uint64        // commits that returned an error
+	CommitTime    time.Duration // total latency of all commits
+	Failed        bool          // the store hit ErrFailed
+}
+
+// Open opens, or creates, the store in opts.Dir, replaying its WAL. It does
+// not modify opts.
+func Open(opts Options) (*Store, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(o.CacheSize)
+	defer cache.Unref() // the DB holds its own reference
+	popts := &pebble.Options{
+		FS:                 o.FS,
+		Cache:              cache,
+		MemTableSize:       o.MemTableSize,
+		MaxOpenFiles:       o.MaxOpenFiles,
+		Logger:             pebbleLogger{log: o.Logger.With(slog.String("component", "pebble"))},
+		FormatMajorVersion: pebble.FormatNewest,
+	}
+	s := &Store{
+		log:         o.Logger,
+		maxChannels: o.MaxChannels,
+		onCommit:    o.OnCommit,
+	}
+	db, err := openPebble(o.Dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("shardstore: open %s: %w", o.Dir, err)
+	}
+	s.db = db
+	return s, nil
+}
+
+// openPebble opens Pebble, turning a Fatalf during recovery into an error.
+func openPebble(dir string, opts *pebble.Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("%w: %w", ErrFailed, fe)
+		}
+	}()
+	return pebble.Open(dir, opts)
+}
+
+// Close waits for calls in flight, then flushes and closes Pebble. It is
+// idempotent: later calls return nil, and every other method returns
+// ErrClosed.
+func (s *Store) Close() (err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.closed {
+		return nil
+	}
+	s.mu.closed = true
+	defer func() {
+		if r := recover(); r != nil {
+			fe, ok := r.(fatalError)
+			if !ok {
+				panic(r)
+			}
+			err = fmt.Errorf("%w: %w", ErrFailed, fe)
+		}
+	}()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("shardstore: close: %w", err)
+	}
+	return nil
+}
+
+// Stats returns the store's counters. It works after Close.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Commits:       s.stats.commits.Load(),
+		SyncedCommits: s.stats.syncedCommits.Load(),
+		CommitErrors:  s.stats.commitErrors.Load(),
+		CommitTime:    time.Duration(s.stats.commitNanos.Load()),
+		Failed:        s.failed.Load() != nil,
+	}
+}
+
+// enter starts a call: it takes s.mu for reading and returns ErrClosed or
+// the failure error if the call must not go on. On success the caller must
+// defer s.exit(&err).
+func (s *Store) enter() error {
+	s.mu.RLock()
+	if s.mu.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	if f := s.failed.Load(); f != nil {
+		s.mu.RUnlock()
+		return *f
+	}
+	return nil
+}
+
+// exit ends a call started by enter. A Pebble Fatalf raised on this
+// goroutine (see pebbleLogger) fails the store and becomes *err; other
+// panics go on.
+func (s *Store) exit(err *error) {
+	defer s.mu.RUnlock()
+	r := recover()
+	if r == nil {
+		return
+	}
+	fe, ok := r.(fatalError)
+	if !ok {
+		panic(r)
+	}
+	ferr := fmt.Errorf("%w: %w", ErrFailed, fe)
+	if s.failed.CompareAndSwap(nil, &ferr) {
+		s.log.Error("shardstore: store failed; refusing further calls", slog.Any("err", fe))
+	}
+	*err = ferr
+}
+
+// commit commits b, synced or not, and accounts for it. It does not close b.
+func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	wo := pebble.NoSync
+	if sync {
+		wo = pebble.Sync
+	}
+	start := time.Now()
+	err := b.Commit(wo)
+	d := time.Since(start)
+	s.stats.commits.Add(1)
+	if sync {
+		s.stats.syncedCommits.Add(1)
+	}
+	s.stats.commitNanos.Add(uint64(d))
+	if s.onCommit != nil {
+		s.onCommit(d, sync)
+	}
+	if err != nil {
+		s.stats.commitErrors.Add(1)
+		return fmt.Errorf("shardstore: commit: %w", err)
+	}
+	return nil
+}
+
+// readChannel reads and decodes the channel record at key; ok=false if
+// absent. With withData the record's data is copied for the caller (nil
+// stays nil, empty stays empty); without it rec.data is nil.
+func (s *Store) readChannel(key []byte, withData bool) (rec channelRecord, ok bool, err error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return rec, false, nil
+	}
+	if err != nil {
+		return rec, false, fmt.Errorf("shardstore: get channel: %w", err)
+	}
+	defer closer.Close()
+	rec, err = decodeChannel(v)
+	if err != nil {
+		return rec, false, fmt.Errorf("shardstore: channel %x: %w", key[channelIDOff:], err)
+	}
+	if withData {
+		rec.data = bytes.Clone(rec.data)
+	} else {
+		rec.data = nil
+	}
+	return rec, true, nil
+}
