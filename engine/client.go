@@ -20,39 +20,45 @@ import (
 //     session fields uaid, uaids, helloDone, lastPing;
 //   - anyone, through atomics or mu: live, closing, mailbox.
 //
-// gc and node are set before the client is shared and never change.
+// gc is set before the client is shared and never changes.
+//
+// An idle connection costs this struct (128 bytes: keep it there), gnet's
+// connection and a hub entry; fields are ordered to pack.
 type client struct {
-	node *Node
-	gc   gnet.Conn
+	gc gnet.Conn
 
 	// Event loop only.
-	upgraded bool
-	rd       wsframe.Reader
+	rd wsframe.Reader
 
 	// live packs the liveness deadline (unix milliseconds) and phase:
 	// deadline<<3 | phase. The sweeper and the event loop update it.
-	live    atomic.Int64
-	closing atomic.Bool
+	live atomic.Int64
 
 	mu sync.Mutex
-	// queue, scheduled: guarded by mu. queue is nil while empty, so an
-	// idle connection keeps no buffer.
-	queue     []job
-	scheduled bool
+	// queue: guarded by mu; nil while empty, so an idle connection keeps no
+	// buffer.
+	queue []job
 
-	// Session: owned by the worker running the mailbox. multi is also read
-	// by owners delivering to the client; it is written once, before the
-	// client is put in the hub.
-	helloDone bool
-	multi     bool
-	uaid      uuid.UUID
-	uaids     map[uuid.UUID]struct{} // multi-UAID connections only
-	lastPing  time.Time
+	// Session: owned by the worker running the mailbox.
+	uaid     uuid.UUID
+	uaids    map[uuid.UUID]struct{} // multi-UAID connections only
+	lastPing int64                  // unix milliseconds of the last client ping
 
 	// prev, next link the client into its connList shard; guarded by
 	// that shard's mu.
 	prev, next *client
-	shard      uint8
+
+	closing atomic.Bool
+	// upgraded: event loop only.
+	upgraded bool
+	// scheduled: guarded by mu.
+	scheduled bool
+	// helloDone, multi: session fields (see above). multi is also read by
+	// owners delivering to the client; it is written once, before the
+	// client is put in the hub.
+	helloDone bool
+	multi     bool
+	shard     uint8
 }
 
 // Liveness phases.
@@ -92,7 +98,7 @@ const mailboxLimit = 32
 // enqueue adds a job to the mailbox and schedules the connection on the
 // worker pool if it is not already. It never blocks: the run queue has room
 // for every connection. It reports false when the mailbox is full.
-func (c *client) enqueue(j job) bool {
+func (c *client) enqueue(n *Node, j job) bool {
 	c.mu.Lock()
 	if j.kind == jobMessage && len(c.queue) >= mailboxLimit {
 		c.mu.Unlock()
@@ -103,7 +109,7 @@ func (c *client) enqueue(j job) bool {
 	c.scheduled = true
 	c.mu.Unlock()
 	if schedule {
-		c.node.runq <- c
+		n.runq <- c
 	}
 	return true
 }
@@ -125,13 +131,13 @@ func (c *client) nextJob() (j job, ok bool) {
 
 // send queues a frame to the client. It is safe off the event loop. A
 // client whose unsent output exceeds the configured bound is disconnected.
-func (c *client) send(frame []byte) bool {
+func (c *client) send(n *Node, frame []byte) bool {
 	if c.closing.Load() {
 		return false
 	}
 	err := c.gc.AsyncWrite(frame, func(gc gnet.Conn, err error) error {
-		if err == nil && gc.OutboundBuffered() > c.node.cfg.MaxOutbound {
-			c.node.metrics.slowClients.Inc()
+		if err == nil && gc.OutboundBuffered() > n.cfg.MaxOutbound {
+			n.metrics.slowClients.Inc()
 			c.closing.Store(true)
 			return gc.Close()
 		}
@@ -141,17 +147,17 @@ func (c *client) send(frame []byte) bool {
 }
 
 // sendText frames msg as a text message and sends it.
-func (c *client) sendText(msg []byte) bool {
-	return c.send(wsframe.AppendText(make([]byte, 0, len(msg)+10), msg))
+func (c *client) sendText(n *Node, msg []byte) bool {
+	return c.send(n, wsframe.AppendText(make([]byte, 0, len(msg)+10), msg))
 }
 
 // closeWith sends a close frame with code and closes the connection once it
 // is written. Safe off the event loop; only the first call has effect.
-func (c *client) closeWith(code ws.StatusCode, reason string) {
+func (c *client) closeWith(n *Node, code ws.StatusCode, reason string) {
 	if !c.closing.CompareAndSwap(false, true) {
 		return
 	}
-	c.node.metrics.closeCode(code)
+	n.metrics.closeCode(code)
 	frame := wsframe.AppendClose(nil, code, reason)
 	err := c.gc.AsyncWrite(frame, func(gc gnet.Conn, _ error) error { return gc.Close() })
 	if err != nil {

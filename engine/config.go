@@ -63,10 +63,14 @@ type Config struct {
 	// disconnected as too slow. Zero means 256 KiB.
 	MaxOutbound int
 	// Workers is the number of goroutines that carry out client messages
-	// off the event loops. Zero means 256.
+	// off the event loops. Zero means 64.
 	Workers int
 	// EventLoops is the number of gnet event loops. Zero means one per CPU.
 	EventLoops int
+
+	// Pprof serves Go's profiles under /debug/pprof/ on the HTTP
+	// listener. Zero means off.
+	Pprof bool
 
 	// Logger receives the node's structured logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -107,7 +111,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxChannels, 200)
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
-	defInt(&c.Workers, 256)
+	defInt(&c.Workers, 64)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/pprofhandler"
 
 	"github.com/pushd/pushd/internal/protocol"
 	"github.com/pushd/pushd/shardstore"
@@ -43,6 +44,8 @@ func (n *Node) serveHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
+	case n.cfg.Pprof && bytes.HasPrefix(path, []byte("/debug/pprof/")):
+		pprofhandler.PprofHandler(ctx)
 	case string(path) == "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		_, _ = n.metrics.reg.WriteTo(ctx)

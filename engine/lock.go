@@ -22,8 +22,10 @@ const lockStripes = 4096
 //   - flight: an UPDATE with the UAID's pending versions was sent and is not
 //     yet acknowledged. PUTs wait for it to end (up to the lock wait).
 //
-// Slots live in the map of their stripe only while held, in flight or
-// waited for, so idle UAIDs cost nothing.
+// Slots live in their stripe only while held, in flight or waited for, so
+// idle UAIDs cost nothing. A stripe keeps its few live slots in a slice
+// searched linearly: with 4096 stripes even a million UAIDs in flight are
+// a few hundred per stripe, and an empty stripe costs a slice header.
 type lockTable struct {
 	stripes [lockStripes]lockStripe
 	// inflight counts UAIDs in flight (a metric).
@@ -33,11 +35,12 @@ type lockTable struct {
 type lockStripe struct {
 	mu sync.Mutex
 	// slots: guarded by mu.
-	slots map[uuid.UUID]*slot
+	slots []*slot
 }
 
 // slot is one UAID's lock state. All fields are guarded by its stripe's mu.
 type slot struct {
+	uaid    uuid.UUID
 	held    bool
 	flight  *flight
 	waiters int
@@ -54,12 +57,17 @@ type flight struct {
 	deadline time.Time
 }
 
-func newLockTable() *lockTable {
-	t := &lockTable{}
-	for i := range t.stripes {
-		t.stripes[i].slots = make(map[uuid.UUID]*slot)
+func newLockTable() *lockTable { return &lockTable{} }
+
+// find returns u's slot, nil if it has none.
+// REQUIRES: s.mu held.
+func (s *lockStripe) find(u uuid.UUID) *slot {
+	for _, sl := range s.slots {
+		if sl.uaid == u {
+			return sl
+		}
 	}
-	return t
+	return nil
 }
 
 func (t *lockTable) stripe(u uuid.UUID) *lockStripe {
@@ -79,10 +87,10 @@ func (t *lockTable) stripe(u uuid.UUID) *lockStripe {
 func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 	s := t.stripe(u)
 	s.mu.Lock()
-	sl := s.slots[u]
+	sl := s.find(u)
 	if sl == nil {
-		sl = &slot{}
-		s.slots[u] = sl
+		sl = &slot{uaid: u}
+		s.slots = append(s.slots, sl)
 	}
 	var timer *time.Timer
 	defer func() {
@@ -93,7 +101,7 @@ func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 	for sl.held || (idle && sl.flight != nil) {
 		wait := time.Until(deadline)
 		if wait <= 0 {
-			s.dropIfIdleLocked(u, sl)
+			s.dropIfIdleLocked(sl)
 			s.mu.Unlock()
 			return false
 		}
@@ -124,10 +132,10 @@ func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 func (t *lockTable) release(u uuid.UUID) {
 	s := t.stripe(u)
 	s.mu.Lock()
-	sl := s.slots[u]
+	sl := s.find(u)
 	sl.held = false
 	sl.signalLocked()
-	s.dropIfIdleLocked(u, sl)
+	s.dropIfIdleLocked(sl)
 	s.mu.Unlock()
 }
 
@@ -137,7 +145,7 @@ func (t *lockTable) flightOf(u uuid.UUID) *flight {
 	s := t.stripe(u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.slots[u].flight
+	return s.find(u).flight
 }
 
 // setFlight replaces the UAID's flight (nil ends it).
@@ -146,7 +154,7 @@ func (t *lockTable) setFlight(u uuid.UUID, f *flight) {
 	s := t.stripe(u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.setFlightLocked(s.slots[u], f)
+	t.setFlightLocked(s.find(u), f)
 }
 
 // REQUIRES: the slot's stripe mu held.
@@ -168,10 +176,13 @@ func (t *lockTable) expire(now time.Time) (n int) {
 	for i := range t.stripes {
 		s := &t.stripes[i]
 		s.mu.Lock()
-		for u, sl := range s.slots {
+		for i := 0; i < len(s.slots); i++ {
+			sl := s.slots[i]
 			if sl.flight != nil && now.After(sl.flight.deadline) {
 				t.setFlightLocked(sl, nil)
-				s.dropIfIdleLocked(u, sl)
+				if s.dropIfIdleLocked(sl) {
+					i-- // the last slot moved into i
+				}
 				n++
 			}
 		}
@@ -188,9 +199,24 @@ func (sl *slot) signalLocked() {
 	}
 }
 
+// dropIfIdleLocked removes sl from the stripe when nobody needs it and
+// reports whether it did.
 // REQUIRES: s.mu held.
-func (s *lockStripe) dropIfIdleLocked(u uuid.UUID, sl *slot) {
-	if !sl.held && sl.flight == nil && sl.waiters == 0 {
-		delete(s.slots, u)
+func (s *lockStripe) dropIfIdleLocked(sl *slot) bool {
+	if sl.held || sl.flight != nil || sl.waiters != 0 {
+		return false
 	}
+	for i, x := range s.slots {
+		if x == sl {
+			last := len(s.slots) - 1
+			s.slots[i] = s.slots[last]
+			s.slots[last] = nil
+			s.slots = s.slots[:last]
+			if len(s.slots) == 0 {
+				s.slots = nil
+			}
+			return true
+		}
+	}
+	return false
 }

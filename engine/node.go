@@ -197,7 +197,8 @@ func (n *Node) acceptLoop() {
 			continue
 		}
 		n.nconns.Add(1)
-		c := &client{node: n}
+		compactAddrs(nc)
+		c := &client{}
 		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
 			// EnrollContext closed nc; OnOpen did not run.
 			n.nconns.Add(-1)
@@ -205,6 +206,35 @@ func (n *Node) acceptLoop() {
 			n.log.Debug("enroll failed", "err", err)
 		}
 	}
+}
+
+// compactAddrs makes the addresses gnet keeps for the connection's
+// lifetime small: Go's net package builds them with IP slices that point
+// into the accept and getsockname results, which would then stay alive
+// with them (64 bytes per connection). The local IP is the listener's,
+// shared by all; the remote IP gets its own 4- or 16-byte copy.
+func compactAddrs(nc net.Conn) {
+	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		la.IP = internIP(la.IP)
+	}
+	if ra, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
+		if ip4 := ra.IP.To4(); ip4 != nil {
+			ra.IP = append(net.IP(nil), ip4...)
+		} else {
+			ra.IP = append(net.IP(nil), ra.IP...)
+		}
+	}
+}
+
+// localIPs interns the few local addresses a listener accepts on.
+var localIPs sync.Map // string(ip) -> net.IP
+
+func internIP(ip net.IP) net.IP {
+	if v, ok := localIPs.Load(string(ip)); ok {
+		return v.(net.IP)
+	}
+	v, _ := localIPs.LoadOrStore(string(ip), append(net.IP(nil), ip...))
+	return v.(net.IP)
 }
 
 // sweep enforces per-connection deadlines once a second: handshake and
@@ -237,15 +267,15 @@ func (n *Node) sweepOnce(now time.Time) {
 			c.closing.Store(true)
 			_ = c.gc.Close()
 		case phaseHello:
-			c.closeWith(ws.StatusPolicyViolation, "hello timeout")
+			c.closeWith(n, ws.StatusPolicyViolation, "hello timeout")
 		case phaseIdle:
 			if ping == nil {
 				ping = pingFrame()
 			}
 			c.setLive(phasePong, now.Add(n.cfg.PongTimeout))
-			c.send(ping)
+			c.send(n, ping)
 		case phasePong:
-			c.closeWith(ws.StatusGoingAway, "ping timeout")
+			c.closeWith(n, ws.StatusGoingAway, "ping timeout")
 		}
 	})
 	n.locks.expire(now)
@@ -261,7 +291,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.ready.Store(false)
 	close(n.quit)
 	_ = n.wsLn.Close()
-	n.conns.each(func(c *client) { c.closeWith(ws.StatusGoingAway, "server shutting down") })
+	n.conns.each(func(c *client) { c.closeWith(n, ws.StatusGoingAway, "server shutting down") })
 	for n.nconns.Load() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():

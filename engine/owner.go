@@ -98,7 +98,7 @@ func (n *Node) deliverLocked(c *client, u uuid.UUID) (bool, error) {
 	} else {
 		msg = protocol.AppendNotification(nil, updates)
 	}
-	if !c.sendText(msg) {
+	if !c.sendText(n, msg) {
 		return false, nil
 	}
 	n.metrics.notifications.Inc()
@@ -176,7 +176,7 @@ func (n *Node) attachLocked(c *client, u uuid.UUID) {
 	prev := n.hub.set(u, c)
 	if prev != nil && prev != c {
 		n.metrics.superseded.Inc()
-		prev.closeWith(closeSuperseded, "superseded by a newer connection")
+		prev.closeWith(n, closeSuperseded, "superseded by a newer connection")
 	}
 }
 
@@ -210,7 +210,7 @@ func (n *Node) flushMulti(c *client, uaids []uuid.UUID) {
 	var packet []protocol.UAIDUpdates
 	flush := func() {
 		if len(packet) > 0 {
-			c.sendText(protocol.AppendUpdate(nil, packet))
+			c.sendText(n, protocol.AppendUpdate(nil, packet))
 			n.metrics.notifications.Inc()
 			packet = packet[:0]
 		}

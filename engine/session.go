@@ -62,18 +62,18 @@ func (n *Node) handle(c *client, m *protocol.Message) {
 
 // refuse answers status 401 and closes the connection with 1008.
 func (n *Node) refuse(c *client, messageType, why string) {
-	c.sendText(protocol.AppendError(nil, messageType, protocol.StatusUnauthorized, why))
-	c.closeWith(ws.StatusPolicyViolation, why)
+	c.sendText(n, protocol.AppendError(nil, messageType, protocol.StatusUnauthorized, why))
+	c.closeWith(n, ws.StatusPolicyViolation, why)
 }
 
 func (n *Node) ping(c *client, m *protocol.Message) {
-	now := time.Now()
-	if !c.lastPing.IsZero() && now.Sub(c.lastPing) < n.cfg.MinPingInterval {
-		c.closeWith(4774, "pinging too often")
+	now := time.Now().UnixMilli()
+	if c.lastPing != 0 && now-c.lastPing < n.cfg.MinPingInterval.Milliseconds() {
+		c.closeWith(n, 4774, "pinging too often")
 		return
 	}
 	c.lastPing = now
-	c.sendText(protocol.AppendPing(nil))
+	c.sendText(n, protocol.AppendPing(nil))
 }
 
 // hello is the single-UAID hello (PROTOCOL.md 2.1).
@@ -81,7 +81,7 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 	u, valid := protocol.ParseUUID(m.UAID)
 	if c.helloDone {
 		if valid && u == c.uaid {
-			c.sendText(protocol.AppendHello(nil, c.uaid, n.cfg.ClientPing))
+			c.sendText(n, protocol.AppendHello(nil, c.uaid, n.cfg.ClientPing))
 			return
 		}
 		n.refuse(c, "hello", "hello with a different uaid")
@@ -95,11 +95,11 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 		c.uaid = u
 		c.helloDone = true
 		c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
-		c.sendText(protocol.AppendHello(nil, u, n.cfg.ClientPing))
+		c.sendText(n, protocol.AppendHello(nil, u, n.cfg.ClientPing))
 	})
 	if !ok {
-		c.sendText(protocol.AppendError(nil, "hello", protocol.StatusServerFailure, "server error"))
-		c.closeWith(closeTryAgainLater, "server error")
+		c.sendText(n, protocol.AppendError(nil, "hello", protocol.StatusServerFailure, "server error"))
+		c.closeWith(n, closeTryAgainLater, "server error")
 		return
 	}
 	n.metrics.hellos.Inc()
@@ -138,7 +138,7 @@ func (n *Node) helloMulti(c *client, m *protocol.Message) {
 	}
 	c.helloDone = true
 	c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
-	c.sendText(protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
+	c.sendText(n, protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
 	n.metrics.hellos.Inc()
 	n.flushMulti(c, accepted)
 }
@@ -161,21 +161,21 @@ func (n *Node) uaidFor(c *client, m *protocol.Message) (uuid.UUID, bool) {
 func (n *Node) register(c *client, m *protocol.Message) {
 	u, ok := n.uaidFor(c, m)
 	if !ok {
-		c.sendText(protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid uaid"))
+		c.sendText(n, protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid uaid"))
 		return
 	}
 	chid, ok := protocol.ParseUUID(m.ChannelID)
 	if !ok {
-		c.sendText(protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid channelID"))
+		c.sendText(n, protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid channelID"))
 		return
 	}
 	endpoint, status, err := n.ownerRegister(u, chid)
 	switch {
 	case err != nil:
-		c.sendText(protocol.AppendError(nil, "register", status, err.Error()))
+		c.sendText(n, protocol.AppendError(nil, "register", status, err.Error()))
 	default:
 		n.metrics.registers.Inc()
-		c.sendText(protocol.AppendRegister(nil, chid, endpoint))
+		c.sendText(n, protocol.AppendRegister(nil, chid, endpoint))
 	}
 }
 
@@ -186,7 +186,7 @@ func (n *Node) unregister(c *client, m *protocol.Message) {
 		n.ownerUnregister(u, chid)
 		n.metrics.unregisters.Inc()
 	}
-	c.sendText(protocol.AppendUnregister(nil, m.ChannelID))
+	c.sendText(n, protocol.AppendUnregister(nil, m.ChannelID))
 }
 
 func (n *Node) ack(c *client, m *protocol.Message) {

@@ -24,7 +24,6 @@ var _ gnet.EventHandler = (*loopHandler)(nil)
 func (h *loopHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	c := gc.Context().(*client)
 	c.gc = gc
-	c.rd.MaxMessage = h.n.cfg.MaxMessage
 	c.setLive(phaseHandshake, time.Now().Add(h.n.cfg.HandshakeTimeout))
 	h.n.conns.add(c)
 	h.n.metrics.connections.Add(1)
@@ -41,7 +40,7 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	h.n.nconns.Add(-1)
 	h.n.metrics.connections.Add(-1)
 	if c.upgraded {
-		c.enqueue(job{kind: jobClosed})
+		c.enqueue(h.n, job{kind: jobClosed})
 	}
 	return gnet.None
 }
@@ -91,7 +90,7 @@ func (h *loopHandler) handshake(c *client, buf []byte) (int, gnet.Action) {
 }
 
 func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
-	n, f, err := c.rd.Next(buf)
+	n, f, err := c.rd.Next(buf, h.n.cfg.MaxMessage)
 	if err != nil {
 		var ce *wsframe.CloseError
 		if errors.As(err, &ce) {
@@ -122,7 +121,7 @@ func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
 			return n, h.closeOnLoop(c, ws.StatusInvalidFramePayloadData, "invalid JSON")
 		}
 		h.n.metrics.messages.Inc()
-		if !c.enqueue(job{kind: jobMessage, msg: msg}) {
+		if !c.enqueue(h.n, job{kind: jobMessage, msg: msg}) {
 			return n, h.closeOnLoop(c, ws.StatusPolicyViolation, "too many messages")
 		}
 	}

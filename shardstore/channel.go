@@ -58,10 +58,23 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	return true, nil
 }
 
+// channelIter returns an iterator over exactly the UAID's channel records.
+// The caller must close it.
+func (s *Store) channelIter(p *prefix) (*pebble.Iterator, error) {
+	// One allocation for both bounds, which the iterator keeps.
+	bounds := make([]byte, 2*uaidBoundLen)
+	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
+	copy(bounds, lo[:])
+	copy(bounds[uaidBoundLen:], hi[:])
+	return s.db.NewIter(&pebble.IterOptions{
+		LowerBound: bounds[:uaidBoundLen:uaidBoundLen],
+		UpperBound: bounds[uaidBoundLen:],
+	})
+}
+
 // countChannels counts the UAID's channels, stopping at limit.
 func (s *Store) countChannels(p *prefix, limit int) (n int, err error) {
-	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
+	it, err := s.channelIter(p)
 	if err != nil {
 		return 0, fmt.Errorf("shardstore: count channels: %w", err)
 	}
@@ -142,8 +155,7 @@ func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
 // appending to one cannot overwrite another.
 func (s *Store) scanChannels(uaid uuid.UUID, pendingOnly bool) (chs []Channel, err error) {
 	p := uaidPrefix(uaid)
-	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
+	it, err := s.channelIter(&p)
 	if err != nil {
 		return nil, fmt.Errorf("shardstore: scan channels: %w", err)
 	}
@@ -175,8 +187,14 @@ func (s *Store) scanChannels(uaid uuid.UUID, pendingOnly bool) (chs []Channel, e
 		}
 		sp := span{off: -1}
 		if rec.hasData {
+			if arena == nil {
+				arena = make([]byte, 0, max(512, len(rec.data)))
+			}
 			sp = span{off: len(arena), end: len(arena) + len(rec.data)}
 			arena = append(arena, rec.data...)
+		}
+		if chs == nil {
+			chs = make([]Channel, 0, 8)
 		}
 		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending})
 		spans = append(spans, sp)

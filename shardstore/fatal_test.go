@@ -12,7 +12,9 @@ import (
 )
 
 // walFailingFS returns an in-memory FS whose WAL writes and syncs fail
-// while *failing is true.
+// while *failing is true. errorfs does not wrap WAL files that Pebble
+// recycles (ReuseForWrite); the tests below write far less than a memtable,
+// so their first WAL is never rotated.
 func walFailingFS(failing *atomic.Bool) vfs.FS {
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if !failing.Load() || !strings.HasSuffix(op.Path, ".log") {

@@ -66,7 +66,7 @@ func TestPut(t *testing.T) {
 			if err != nil || o != tc.wantOutcome || v != tc.wantVersion {
 				t.Fatalf("Put = %v, %d, %v; want %v, %d", o, v, err, tc.wantOutcome, tc.wantVersion)
 			}
-			if data != nil && len(data) > 0 {
+			if len(data) > 0 {
 				data[0] ^= 0xff // the store must have copied it
 			}
 			ch, ok, err := s.Channel(u, c)

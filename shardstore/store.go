@@ -78,7 +78,7 @@ func Open(opts Options) (*Store, error) {
 		Cache:              cache,
 		MemTableSize:       o.MemTableSize,
 		MaxOpenFiles:       o.MaxOpenFiles,
-		Logger:             pebbleLogger{log: o.Logger.With(slog.String("component", "pebble"))},
+		Logger:             pebbleLogger{log: o.Logger.With(slog.String("subsystem", "pebble"))},
 		FormatMajorVersion: pebble.FormatNewest,
 	}
 	s := &Store{

@@ -8,21 +8,51 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/google/uuid"
 )
 
-// walSyncCounter returns the real disk wrapped to count fsyncs of WAL files.
-func walSyncCounter(n *atomic.Int64) vfs.FS {
-	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		switch op.Kind {
-		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
-			if strings.HasSuffix(op.Path, ".log") {
-				n.Add(1)
-			}
-		}
-		return nil
-	}))
+// syncCountingFS counts fsyncs of WAL files. It wraps files created and
+// reused (Pebble recycles WAL files) under names ending in ".log".
+type syncCountingFS struct {
+	vfs.FS
+	syncs *atomic.Int64
+}
+
+func (fs syncCountingFS) wrap(name string, f vfs.File, err error) (vfs.File, error) {
+	if err != nil || !strings.HasSuffix(name, ".log") {
+		return f, err
+	}
+	return syncCountingFile{File: f, syncs: fs.syncs}, nil
+}
+
+func (fs syncCountingFS) Create(name string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.Create(name, c)
+	return fs.wrap(name, f, err)
+}
+
+func (fs syncCountingFS) ReuseForWrite(oldname, newname string, c vfs.DiskWriteCategory) (vfs.File, error) {
+	f, err := fs.FS.ReuseForWrite(oldname, newname, c)
+	return fs.wrap(newname, f, err)
+}
+
+type syncCountingFile struct {
+	vfs.File
+	syncs *atomic.Int64
+}
+
+func (f syncCountingFile) Sync() error {
+	f.syncs.Add(1)
+	return f.File.Sync()
+}
+
+func (f syncCountingFile) SyncData() error {
+	f.syncs.Add(1)
+	return f.File.SyncData()
+}
+
+func (f syncCountingFile) SyncTo(length int64) (bool, error) {
+	f.syncs.Add(1)
+	return f.File.SyncTo(length)
 }
 
 // BenchmarkPutSynced measures durable Puts on a real directory from 1 and
@@ -37,7 +67,7 @@ func BenchmarkPutSynced(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("goroutines=%d", goroutines), func(b *testing.B) {
 			var syncs atomic.Int64
-			s := newStore(b, Options{Dir: b.TempDir(), FS: walSyncCounter(&syncs)})
+			s := newStore(b, Options{Dir: b.TempDir(), FS: syncCountingFS{FS: vfs.Default, syncs: &syncs}})
 			uaids := make([]uuid.UUID, goroutines)
 			for i := range uaids {
 				uaids[i] = uuid.New()

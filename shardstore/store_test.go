@@ -258,7 +258,7 @@ func TestPebbleLogsGoToLogger(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := out.String(); !strings.Contains(got, "component=pebble") || !strings.Contains(got, "replayed 1 keys") {
+	if got := out.String(); !strings.Contains(got, "subsystem=pebble") || !strings.Contains(got, "replayed 1 keys") {
 		t.Errorf("no Pebble log line reached the logger; got:\n%s", out.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -43,14 +44,18 @@ func run() error {
 	fs.IntVar(&cfg.MaxMessage, "max-message", 32<<10, "largest client message in bytes")
 	fs.IntVar(&cfg.MaxChannels, "max-channels", 200, "channels per UAID")
 	fs.IntVar(&cfg.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
-	fs.IntVar(&cfg.Workers, "workers", 256, "goroutines carrying out client messages")
+	fs.IntVar(&cfg.Workers, "workers", 64, "goroutines carrying out client messages")
+	gcPercent := fs.Int("gc-percent", 25, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	logFormat := fs.String("log-format", "text", "log `format`: text or json")
 	_ = fs.Parse(os.Args[1:])
 	if err := applyEnv(fs, os.Getenv); err != nil {
 		return err
 	}
+
+	debug.SetGCPercent(*gcPercent)
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

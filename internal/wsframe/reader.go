@@ -55,31 +55,29 @@ var (
 	errInvalidUTF8 = &CloseError{Code: ws.StatusInvalidFramePayloadData, Reason: "invalid UTF-8"}
 )
 
-// Reader parses client frames. The zero value is ready to use. It keeps a
-// buffer only while a fragmented message is being assembled.
+// Reader parses client frames. The zero value is ready to use; it is one
+// pointer, and points at a buffer only while a fragmented message is being
+// assembled.
 type Reader struct {
-	// MaxMessage bounds a message's payload; zero means DefaultMaxMessage.
-	MaxMessage int
-
-	frag []byte // fragments of the message being assembled; nil otherwise
-	// fragmented is true between a non-final data frame and its final
-	// continuation.
-	fragmented bool
+	// frag holds the fragments of the message being assembled; nil
+	// between messages.
+	frag *[]byte
 }
 
-// Next parses one frame from the start of in.
+// Next parses one frame from the start of in, with messages bounded by
+// max bytes (DefaultMaxMessage when max <= 0).
 //
 // n is the number of bytes used; the caller discards them. n == 0 with a
 // nil error means in holds no complete frame yet. A *CloseError means the
 // connection must be closed with its code; nothing after it is parsed.
 // Next unmasks the payload in place, so in must be writable.
-func (r *Reader) Next(in []byte) (n int, f Frame, err error) {
+func (r *Reader) Next(in []byte, max int) (n int, f Frame, err error) {
 	h, hlen, ok := parseHeader(in)
 	if !ok {
 		return 0, f, nil
 	}
 	state := ws.StateServerSide
-	if r.fragmented {
+	if r.frag != nil {
 		state = state.Set(ws.StateFragmented)
 	}
 	if err := ws.CheckHeader(h, state); err != nil {
@@ -88,11 +86,10 @@ func (r *Reader) Next(in []byte) (n int, f Frame, err error) {
 	if h.OpCode == ws.OpBinary {
 		return 0, f, errBinary
 	}
-	max := r.MaxMessage
 	if max <= 0 {
 		max = DefaultMaxMessage
 	}
-	if h.Length > int64(max) || (h.OpCode == ws.OpContinuation && int64(len(r.frag))+h.Length > int64(max)) {
+	if h.Length > int64(max) || (h.OpCode == ws.OpContinuation && int64(len(*r.frag))+h.Length > int64(max)) {
 		return 0, f, errTooBig
 	}
 	total := hlen + int(h.Length)
@@ -115,18 +112,18 @@ func (r *Reader) Next(in []byte) (n int, f Frame, err error) {
 		return total, f, nil
 	case ws.OpText:
 		if !h.Fin {
-			r.fragmented = true
-			r.frag = append(make([]byte, 0, len(payload)*2), payload...)
+			buf := append(make([]byte, 0, len(payload)*2), payload...)
+			r.frag = &buf
 			return total, Frame{Kind: None}, nil
 		}
 		return r.text(total, payload)
 	default: // ws.OpContinuation; CheckHeader made sure a message is open
-		r.frag = append(r.frag, payload...)
+		*r.frag = append(*r.frag, payload...)
 		if !h.Fin {
 			return total, Frame{Kind: None}, nil
 		}
-		msg := r.frag
-		r.frag, r.fragmented = nil, false
+		msg := *r.frag
+		r.frag = nil
 		return r.text(total, msg)
 	}
 }

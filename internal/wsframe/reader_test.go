@@ -34,9 +34,15 @@ func clientFrame(fin bool, op byte, payload []byte) []byte {
 	return out
 }
 
+// limitReader is a Reader with the message limit its connection would pass.
+type limitReader struct {
+	Reader
+	max int
+}
+
 // feed drives a Reader the way the event loop does: bytes arrive in chunks
 // of the given size, consumed bytes are discarded, the rest kept.
-func feed(t *testing.T, r *Reader, stream []byte, chunk int) (frames []Frame, err error) {
+func feed(t *testing.T, r *limitReader, stream []byte, chunk int) (frames []Frame, err error) {
 	t.Helper()
 	var buf []byte
 	for off := 0; off < len(stream) || len(buf) > 0; {
@@ -46,7 +52,7 @@ func feed(t *testing.T, r *Reader, stream []byte, chunk int) (frames []Frame, er
 			off = end
 		}
 		for {
-			n, f, err := r.Next(buf)
+			n, f, err := r.Next(buf, r.max)
 			if err != nil {
 				return frames, err
 			}
@@ -80,7 +86,7 @@ func TestReaderChunked(t *testing.T) {
 
 	want := []Kind{Text, Ping, Pong, Text, Close}
 	for _, chunk := range []int{1, 2, 3, 7, 64, len(stream)} {
-		var r Reader
+		var r limitReader
 		frames, err := feed(t, &r, stream, chunk)
 		if err != nil {
 			t.Fatalf("chunk %d: %v", chunk, err)
@@ -128,7 +134,7 @@ func TestReaderErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var r Reader
+			var r limitReader
 			_, err := feed(t, &r, tt.input, 5)
 			var ce *CloseError
 			if !errors.As(err, &ce) {
@@ -146,7 +152,7 @@ func TestReaderOversizeRejectedFromHeader(t *testing.T) {
 	// arrives, so a client cannot make the node buffer it.
 	var r Reader
 	hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 1, 0, 0, 0, 0, 1, 2, 3, 4}
-	_, _, err := r.Next(hdr)
+	_, _, err := r.Next(hdr, 0)
 	var ce *CloseError
 	if !errors.As(err, &ce) || ce.Code != ws.StatusMessageTooBig {
 		t.Fatalf("err = %v, want 1009", err)
@@ -184,7 +190,7 @@ func BenchmarkReaderText(b *testing.B) {
 	for b.Loop() {
 		copy(buf, frame)
 		var r Reader
-		if n, f, err := r.Next(buf); n != len(frame) || f.Kind != Text || err != nil {
+		if n, f, err := r.Next(buf, 0); n != len(frame) || f.Kind != Text || err != nil {
 			b.Fatal(n, f.Kind, err)
 		}
 	}
