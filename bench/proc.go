@@ -1,0 +1,104 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// process is a child process the bench started: pushd or a baseline.
+type process struct {
+	cmd   *exec.Cmd
+	addrs []string
+	done  chan struct{}
+}
+
+// startProcess runs bin with args and waits until it prints a line that
+// matches ready (on stdout or stderr); the submatches are its addresses.
+func startProcess(ctx context.Context, ready *regexp.Regexp, bin string, args ...string) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start %s: %w", bin, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	found := make(chan []string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case found <- m[1:]:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		close(p.done)
+	}()
+	select {
+	case p.addrs = <-found:
+		return p, nil
+	case <-p.done:
+		return nil, fmt.Errorf("bench: %s exited before it was ready", bin)
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("bench: %s not ready after 30s", bin)
+	case <-ctx.Done():
+		p.stop()
+		return nil, ctx.Err()
+	}
+}
+
+// stop interrupts the process and waits for it, killing it after 10s.
+func (p *process) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// rss is the process's resident set size in bytes.
+func (p *process) rss() (int64, error) {
+	return readRSS(p.cmd.Process.Pid)
+}
+
+func readRSS(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("bench: VmRSS not found")
+}
+
+// pushdReady matches pushd's "serving" log line.
+var pushdReady = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
+
+// startPushd starts a pushd node on loopback ephemeral ports with a fresh
+// data directory under dir.
+func startPushd(ctx context.Context, bin, dir string, extra ...string) (*process, error) {
+	args := append([]string{"-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dir}, extra...)
+	return startProcess(ctx, pushdReady, bin, args...)
+}

@@ -1,0 +1,57 @@
+// Command pushbench runs pushd's benchmark scenarios against baselines
+// started in the same run and prints the figures with the machine.
+//
+//	pushbench idle -pushd bin/pushd -conns 15000
+//	pushbench holder -addr 127.0.0.1:0     (the baseline process idle starts)
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/pushd/pushd/bench"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|holder|baseline-http [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "pushbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cmd string, args []string) error {
+	fs := flag.NewFlagSet("pushbench "+cmd, flag.ExitOnError)
+	switch cmd {
+	case "holder":
+		addr := fs.String("addr", "127.0.0.1:0", "listen `address`")
+		_ = fs.Parse(args)
+		return bench.RunHolder(ctx, *addr, os.Stdout)
+	case "idle":
+		var cfg bench.IdleConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Conns, "conns", 15000, "idle connections")
+		fs.IntVar(&cfg.Parallel, "parallel", 64, "connections set up at once")
+		_ = fs.Parse(args)
+		res, err := bench.RunIdle(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("machine: %s\n", bench.Machine())
+		fmt.Printf("idle connections: %d\n", res.Conns)
+		fmt.Printf("pushd RSS per connection (hello + 1 register): %.0f B\n", res.PushdPerConn)
+		fmt.Printf("bare gnet+gobwas holder RSS per connection:    %.0f B\n", res.HolderPerConn)
+		fmt.Printf("ratio pushd/holder: %.2f\n", res.Ratio)
+		return nil
+	}
+	return fmt.Errorf("unknown scenario %q", cmd)
+}
