@@ -147,23 +147,16 @@ func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached 
 	return u, true
 }
 
-// knowsChannels reports whether every channel ID names a registration of u.
+// knowsChannels reports whether every channel ID names a registration of
+// u. It looks each one up by key (a client names at most a message's worth).
 func (n *Node) knowsChannels(u uuid.UUID, channelIDs []string) (bool, error) {
-	chans, err := n.store.Channels(u)
-	if err != nil {
-		return false, err
-	}
-	have := make(map[uuid.UUID]struct{}, len(chans))
-	for _, ch := range chans {
-		have[ch.ID] = struct{}{}
-	}
 	for _, s := range channelIDs {
 		id, ok := protocol.ParseUUID(s)
 		if !ok {
 			return false, nil
 		}
-		if _, ok := have[id]; !ok {
-			return false, nil
+		if _, ok, err := n.store.Channel(u, id); err != nil || !ok {
+			return false, err
 		}
 	}
 	return true, nil

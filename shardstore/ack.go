@@ -35,6 +35,11 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 	p := uaidPrefix(uaid)
 	b := s.db.NewBatch()
 	defer b.Close()
+	var (
+		ids     []uuid.UUID
+		idsRead bool
+		changed bool
+	)
 	for _, a := range acks {
 		key := p.channelKey(a.Channel)
 		rec, ok, err := s.readChannel(key[:], false)
@@ -51,9 +56,23 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 		if err := op.Finish(); err != nil {
 			return fmt.Errorf("shardstore: ack: %w", err)
 		}
+		if !idsRead {
+			if ids, err = s.readPendingSet(&p); err != nil {
+				return err
+			}
+			idsRead = true
+		}
+		var removed bool
+		ids, removed = removePending(ids, a.Channel)
+		changed = changed || removed
 	}
 	if b.Empty() {
 		return nil
+	}
+	if changed {
+		if err := writePendingSet(b, &p, ids); err != nil {
+			return fmt.Errorf("shardstore: ack: %w", err)
+		}
 	}
 	return s.commit(b, false)
 }

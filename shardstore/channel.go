@@ -101,7 +101,7 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 
 	p := uaidPrefix(uaid)
 	key := p.channelKey(chid)
-	_, ok, err := s.readChannel(key[:], false)
+	rec, ok, err := s.readChannel(key[:], false)
 	if err != nil || !ok {
 		return err
 	}
@@ -109,6 +109,17 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 	defer b.Close()
 	if err := b.Delete(key[:], nil); err != nil {
 		return fmt.Errorf("shardstore: unregister: %w", err)
+	}
+	if rec.pending != 0 {
+		ids, err := s.readPendingSet(&p)
+		if err != nil {
+			return err
+		}
+		if ids, changed := removePending(ids, chid); changed {
+			if err := writePendingSet(b, &p, ids); err != nil {
+				return fmt.Errorf("shardstore: unregister: %w", err)
+			}
+		}
 	}
 	return s.commit(b, true)
 }
@@ -137,23 +148,41 @@ func (s *Store) Channels(uaid uuid.UUID) (chs []Channel, err error) {
 		return nil, err
 	}
 	defer s.exit(&err)
-	return s.scanChannels(uaid, false)
+	return s.scanChannels(uaid)
 }
 
 // Pending returns the channels of the UAID that have a pending version
-// (Pending > 0), ordered by channel id; nil if none.
+// (Pending > 0), ordered by channel id; nil if none. It reads the pending
+// index and then each listed channel by key (see pending.go).
 func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
 	defer s.exit(&err)
-	return s.scanChannels(uaid, true)
+	p := uaidPrefix(uaid)
+	ids, err := s.readPendingSet(&p)
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	chs = make([]Channel, 0, len(ids))
+	for _, id := range ids {
+		key := p.channelKey(id)
+		rec, ok, err := s.readChannel(key[:], true)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || rec.pending == 0 {
+			return nil, fmt.Errorf("%w: pending index names channel %s without a pending version", ErrCorrupt, id)
+		}
+		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending, Data: rec.data})
+	}
+	return chs, nil
 }
 
 // scanChannels reads the UAID's channels with one bounded iterator. The data
 // of all returned channels shares one allocation, each slice capped so that
 // appending to one cannot overwrite another.
-func (s *Store) scanChannels(uaid uuid.UUID, pendingOnly bool) (chs []Channel, err error) {
+func (s *Store) scanChannels(uaid uuid.UUID) (chs []Channel, err error) {
 	p := uaidPrefix(uaid)
 	it, err := s.channelIter(&p)
 	if err != nil {
@@ -181,9 +210,6 @@ func (s *Store) scanChannels(uaid uuid.UUID, pendingOnly bool) (chs []Channel, e
 		rec, err := decodeChannel(v)
 		if err != nil {
 			return nil, fmt.Errorf("shardstore: channel %s: %w", id, err)
-		}
-		if pendingOnly && rec.pending == 0 {
-			continue
 		}
 		sp := span{off: -1}
 		if rec.hasData {

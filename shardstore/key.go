@@ -19,6 +19,7 @@ func RingHash(uaid uuid.UUID) uint64 {
 const (
 	kindMeta    byte = 0x01
 	kindChannel byte = 0x02
+	kindPending byte = 0x03
 	kindEnd     byte = 0xff
 )
 
@@ -51,6 +52,10 @@ func (p *prefix) bound(kind byte) [uaidBoundLen]byte {
 
 func (p *prefix) metaKey() [metaKeyLen]byte {
 	return p.bound(kindMeta)
+}
+
+func (p *prefix) pendingKey() [metaKeyLen]byte {
+	return p.bound(kindPending)
 }
 
 func (p *prefix) channelKey(chid uuid.UUID) [channelKeyLen]byte {

@@ -96,6 +96,17 @@ func (s *Store) Put(uaid, chid uuid.UUID, p Put) (outcome PutOutcome, version ui
 	if err := op.Finish(); err != nil {
 		return 0, 0, fmt.Errorf("shardstore: put: %w", err)
 	}
+	if old.pending == 0 {
+		ids, err := s.readPendingSet(&pfx)
+		if err != nil {
+			return 0, 0, err
+		}
+		if ids, changed := addPending(ids, chid); changed {
+			if err := writePendingSet(b, &pfx, ids); err != nil {
+				return 0, 0, fmt.Errorf("shardstore: put: %w", err)
+			}
+		}
+	}
 	if err := s.commit(b, true); err != nil {
 		return 0, 0, err
 	}

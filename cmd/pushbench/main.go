@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/pushd/pushd/bench"
 )
@@ -36,6 +37,31 @@ func run(ctx context.Context, cmd string, args []string) error {
 		addr := fs.String("addr", "127.0.0.1:0", "listen `address`")
 		_ = fs.Parse(args)
 		return bench.RunHolder(ctx, *addr, os.Stdout)
+	case "baseline-http":
+		addr := fs.String("addr", "127.0.0.1:0", "listen `address`")
+		_ = fs.Parse(args)
+		return bench.RunBaselineHTTP(ctx, *addr, os.Stdout)
+	case "throughput":
+		var cfg bench.ThroughputConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Clients, "clients", 64, "devices, each a closed PUT -> notification -> ack loop")
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per phase")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
+		_ = fs.Parse(args)
+		cfg.Progress = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+		res, err := bench.RunThroughput(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("machine: %s\n", bench.Machine())
+		fmt.Printf("closed loops: %d\n", res.Clients)
+		fmt.Printf("bare fasthttp PUT handler: %.0f PUT/s\n", res.BaselinePuts)
+		fmt.Printf("pushd PUT -> delivered -> acked (synced writes): %.0f cycles/s (%d errors)\n", res.PushdCycles, res.Errors)
+		fmt.Printf("ratio pushd/baseline: %.2f\n", res.Ratio)
+		return nil
 	case "idle":
 		var cfg bench.IdleConfig
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")

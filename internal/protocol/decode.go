@@ -76,6 +76,9 @@ func Decode(b []byte) (Message, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return m, ErrNotObject
 	}
+	if fast, ok := decodeAckFast(b); ok {
+		return fast, nil
+	}
 	var raw rawMessage
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return m, ErrNotObject

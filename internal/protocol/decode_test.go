@@ -43,6 +43,39 @@ func TestDecode(t *testing.T) {
 	}
 }
 
+// The reflection-free ack path must agree with encoding/json on every
+// input it accepts.
+func TestDecodeAckFastAgrees(t *testing.T) {
+	for _, in := range []string{
+		`{"messageType":"ack","updates":[{"channelID":"5f8e3a52-8c6b-4d1e-9f0a-1b2c3d4e5f60","version":12}]}`,
+		`{"messageType":"ack","updates":[{"channelID":"a","version":1},{"channelID":"b","version":9007199254740991}]}`,
+		`{"messageType":"ack","updates":[{"channelID":"a","version":9007199254740992}]}`,
+		`{"messageType":"ack","updates":[{"channelID":"é","version":0}]}`,
+		`{"messageType":"ack","updates":[{"channelID":"a\"b","version":1}]}`,
+		`{"messageType":"ack","updates":[{"channelID":"a","version":1}]}x`,
+		`{"messageType":"ack","updates":[{"channelID":"a","version":1.5}]}`,
+		`{"messageType":"ack","updates":[]}`,
+	} {
+		fast, ok := decodeAckFast([]byte(in))
+		var raw rawMessage
+		if json.Unmarshal([]byte(in), &raw) != nil {
+			if ok {
+				t.Errorf("fast path accepted invalid JSON %s", in)
+			}
+			continue
+		}
+		if !ok {
+			continue
+		}
+		slow := Message{Type: TypeAck, RawType: "ack", Updates: ackUpdates(raw.Updates)}
+		fj, _ := json.Marshal(fast)
+		sj, _ := json.Marshal(slow)
+		if string(fj) != string(sj) {
+			t.Errorf("%s\nfast %s\nslow %s", in, fj, sj)
+		}
+	}
+}
+
 func TestDecodeRejects(t *testing.T) {
 	for _, in := range []string{``, `[]`, `"hello"`, `7`, `{`, `{"messageType":"hello"`, `{"a":1}x`, `null`} {
 		if _, err := Decode([]byte(in)); err != ErrNotObject {
@@ -99,6 +132,7 @@ func FuzzDecode(f *testing.F) {
 		`{"messageType":"unregister","channelID":"x"}`,
 		`{"messageType":"ack","updates":[{"channelID":"x","version":1}]}`,
 		`{"messageType":"ack","uaids":["x"]}`,
+		`{"messageType":"ack","updates":[{"channelID":"x","version":1},{"channelID":"y","version":2}]}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -106,6 +140,18 @@ func FuzzDecode(f *testing.F) {
 		m, err := Decode(in)
 		if err != nil {
 			return
+		}
+		if fast, ok := decodeAckFast(in); ok {
+			var raw rawMessage
+			if json.Unmarshal(in, &raw) != nil {
+				t.Fatalf("fast ack path accepted invalid JSON %q", in)
+			}
+			slow := Message{Type: TypeAck, RawType: "ack", Updates: ackUpdates(raw.Updates)}
+			fj, _ := json.Marshal(fast)
+			sj, _ := json.Marshal(slow)
+			if string(fj) != string(sj) {
+				t.Fatalf("%q: fast %s, slow %s", in, fj, sj)
+			}
 		}
 		if !json.Valid(in) {
 			t.Fatalf("accepted invalid JSON %q", in)

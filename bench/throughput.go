@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws/wsutil"
+	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
+)
+
+// ThroughputConfig configures the throughput scenario.
+type ThroughputConfig struct {
+	// PushdBin is the pushd binary. Required.
+	PushdBin string
+	// BenchBin runs the HTTP baseline ("pushbench baseline-http"). Zero
+	// means the running executable.
+	BenchBin string
+	// Clients is the number of devices, each driven by its own closed
+	// loop (PUT, wait for the notification, ack). Zero means 64.
+	Clients int
+	// Duration of each measured phase. Zero means 10s.
+	Duration time.Duration
+	// Warmup before each measured phase. Zero means 2s.
+	Warmup time.Duration
+	// PushdArgs are extra pushd flags (e.g. -gc-percent 100).
+	PushdArgs []string
+	// Progress, if set, is told what the scenario is doing.
+	Progress func(format string, args ...any)
+}
+
+// ThroughputResult is the outcome of the throughput scenario.
+type ThroughputResult struct {
+	Clients int
+	// PushdCycles is PUT -> delivered -> acked cycles per second.
+	PushdCycles float64
+	// BaselinePuts is PUTs per second answered by the bare handler.
+	BaselinePuts float64
+	// Ratio is PushdCycles / BaselinePuts.
+	Ratio float64
+	// Errors counts failed cycles (non-200 answers, lost notifications).
+	Errors int64
+}
+
+var baselineReady = regexp.MustCompile(regexp.QuoteMeta(BaselineHTTPReady) + `(\S+)`)
+
+// RunThroughput measures the bare fasthttp PUT handler and then pushd with
+// the same HTTP client and the same number of closed loops.
+func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult, error) {
+	if cfg.Clients <= 0 {
+		cfg.Clients = 64
+	}
+	if cfg.Duration <= 0 {
+		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Warmup <= 0 {
+		cfg.Warmup = 2 * time.Second
+	}
+	if cfg.BenchBin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return ThroughputResult{}, err
+		}
+		cfg.BenchBin = exe
+	}
+	res := ThroughputResult{Clients: cfg.Clients}
+
+	base, err := startProcess(ctx, baselineReady, cfg.BenchBin, "baseline-http", "-addr", "127.0.0.1:0")
+	if err != nil {
+		return res, err
+	}
+	paths := make([]string, cfg.Clients)
+	for i := range paths {
+		paths[i] = "/update/x"
+	}
+	res.BaselinePuts, _, err = closedLoops(ctx, cfg, base.addrs[0], paths, nil, nil)
+	base.stop()
+	if err != nil {
+		return res, fmt.Errorf("baseline: %w", err)
+	}
+
+	dir, err := os.MkdirTemp("", "pushbench-tput-")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	node, err := startPushd(ctx, cfg.PushdBin, dir, cfg.PushdArgs...)
+	if err != nil {
+		return res, err
+	}
+	defer node.stop()
+	if cfg.Progress != nil {
+		cfg.Progress("pushd serving ws=%s http=%s", node.addrs[0], node.addrs[1])
+	}
+	devs := make([]*device, cfg.Clients)
+	chids := make([]string, cfg.Clients)
+	for i := range devs {
+		if devs[i], err = dialDevice(ctx, node.addrs[0]); err != nil {
+			return res, err
+		}
+		defer devs[i].conn.Close()
+		chids[i] = uuid.NewString()
+		ep, err := devs[i].helloRegister(chids[i])
+		if err != nil {
+			return res, err
+		}
+		u, err := url.Parse(ep)
+		if err != nil {
+			return res, err
+		}
+		paths[i] = u.Path
+	}
+	res.PushdCycles, res.Errors, err = closedLoops(ctx, cfg, node.addrs[1], paths, chids, devs)
+	if err != nil {
+		return res, fmt.Errorf("pushd: %w", err)
+	}
+	res.Ratio = res.PushdCycles / res.BaselinePuts
+	return res, nil
+}
+
+// closedLoops runs one loop per path: PUT the next version, and when devs
+// is not nil, read the device's notification and ack it. It returns the
+// completed cycles per second over the measured phase.
+func closedLoops(ctx context.Context, cfg ThroughputConfig, httpAddr string, paths, chids []string, devs []*device) (float64, int64, error) {
+	hc := &fasthttp.HostClient{Addr: httpAddr, MaxConns: len(paths), ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
+	var (
+		measuring atomic.Bool
+		stop      atomic.Bool
+		done      atomic.Int64
+		errs      atomic.Int64
+		wg        sync.WaitGroup
+	)
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			req.Header.SetMethod(fasthttp.MethodPut)
+			req.Header.SetContentType("application/x-www-form-urlencoded")
+			req.SetRequestURI("http://" + httpAddr + paths[i])
+			var body, scratch []byte
+			for v := uint64(1); !stop.Load() && ctx.Err() == nil; v++ {
+				body = strconv.AppendUint(append(body[:0], "version="...), v, 10)
+				req.SetBody(body)
+				if err := hc.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+					errs.Add(1)
+					continue
+				}
+				if devs != nil {
+					var ok bool
+					if scratch, ok = cycle(devs[i], chids[i], v, scratch); !ok {
+						errs.Add(1)
+						return
+					}
+				}
+				if measuring.Load() {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(cfg.Warmup)
+	measuring.Store(true)
+	start := time.Now()
+	time.Sleep(cfg.Duration)
+	measuring.Store(false)
+	elapsed := time.Since(start)
+	stop.Store(true)
+	wg.Wait()
+	return float64(done.Load()) / elapsed.Seconds(), errs.Load(), ctx.Err()
+}
+
+// cycle reads the notification for version v of chid and acks it. The
+// client side is kept cheap (no reflection) so that the load generator
+// takes as little of the machine as it does for the baseline.
+func cycle(d *device, chid string, v uint64, scratch []byte) ([]byte, bool) {
+	_ = d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	msg, err := wsutil.ReadServerText(rw{d.rd, d.conn})
+	if err != nil {
+		return scratch, false
+	}
+	scratch = strconv.AppendUint(append(scratch[:0], `"version":`...), v, 10)
+	if !bytes.Contains(msg, []byte(`"notification"`)) || !bytes.Contains(msg, scratch) {
+		return scratch, false
+	}
+	scratch = append(scratch[:0], `{"messageType":"ack","updates":[{"channelID":"`...)
+	scratch = append(scratch, chid...)
+	scratch = append(scratch, `","version":`...)
+	scratch = strconv.AppendUint(scratch, v, 10)
+	scratch = append(scratch, "}]}"...)
+	return scratch, wsutil.WriteClientText(d.conn, scratch) == nil
+}
