@@ -99,13 +99,15 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("engine: http listener: %w", err)
 	}
 	n.http = &fasthttp.Server{
-		Handler:                       n.serveHTTP,
-		Name:                          "pushd",
-		Concurrency:                   maxHTTPConns(limit),
-		MaxRequestBodySize:            64 << 10,
-		ReadTimeout:                   30 * time.Second,
-		WriteTimeout:                  30 * time.Second,
-		IdleTimeout:                   2 * time.Minute,
+		Handler:            n.serveHTTP,
+		Name:               "pushd",
+		Concurrency:        maxHTTPConns(limit),
+		MaxRequestBodySize: 64 << 10,
+		ReadTimeout:        30 * time.Second,
+		WriteTimeout:       30 * time.Second,
+		IdleTimeout:        2 * time.Minute,
+		// fasthttp's pool cleaner outlives Shutdown by up to this long.
+		MaxIdleWorkerDuration:         2 * time.Second,
 		DisableHeaderNamesNormalizing: false,
 		NoDefaultContentType:          true,
 		Logger:                        fasthttpLogger{n.log},
