@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -131,6 +132,21 @@ func (n *Node) put(ctx *fasthttp.RequestCtx, tok []byte) int {
 		ctx.Response.Header.Set("Retry-After", "1")
 		return httpError(ctx, fasthttp.StatusServiceUnavailable, errnoBusy, "an update for this user agent is in flight")
 	}
+}
+
+// httpRequestError answers requests fasthttp could not read, in the
+// JSON error shape.
+func httpRequestError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		httpError(ctx, fasthttp.StatusRequestEntityTooLarge, errnoTooLarge, "body too large")
+	case errors.As(err, &small):
+		httpError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, errnoMalformed, "request headers too large")
+	default:
+		httpError(ctx, fasthttp.StatusBadRequest, errnoMalformed, "malformed request")
+	}
+	ctx.SetConnectionClose()
 }
 
 func httpOK(ctx *fasthttp.RequestCtx, status int) int {

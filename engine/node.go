@@ -100,6 +100,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.http = &fasthttp.Server{
 		Handler:            n.serveHTTP,
+		ErrorHandler:       httpRequestError,
 		Name:               "pushd",
 		Concurrency:        maxHTTPConns(limit),
 		MaxRequestBodySize: 64 << 10,

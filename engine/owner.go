@@ -187,19 +187,11 @@ func (n *Node) flushLocked(c *client, u uuid.UUID) error {
 	return err
 }
 
-// ownerAttach attaches one UAID of a multi-UAID connection.
-func (n *Node) ownerAttach(c *client, u uuid.UUID) bool {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return false
-	}
-	n.attachLocked(c, u)
-	n.locks.release(u)
-	return true
-}
-
-// flushMulti sends the pending versions of a multi-UAID connection's newly
-// named UAIDs as UPDATE packets of at most multiBatch UAIDs.
-func (n *Node) flushMulti(c *client, uaids []uuid.UUID) {
+// attachMulti attaches newly named UAIDs of a multi-UAID connection and
+// sends their pending versions as UPDATE packets of at most multiBatch
+// UAIDs. It reports false if a UAID could not be attached (the store is
+// stuck).
+func (n *Node) attachMulti(c *client, uaids []uuid.UUID) bool {
 	var packet []protocol.UAIDUpdates
 	flush := func() {
 		if len(packet) > 0 {
@@ -208,27 +200,30 @@ func (n *Node) flushMulti(c *client, uaids []uuid.UUID) {
 			packet = packet[:0]
 		}
 	}
+	defer flush()
 	for _, u := range uaids {
 		if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-			continue
+			return false
 		}
-		if f := n.locks.flightOf(u); f == nil || f.to != c {
-			pending, err := n.store.Pending(u)
-			if err != nil {
-				n.log.Error("hello: reading pending versions", "uaid", u, "err", err)
-			}
-			if len(pending) > 0 {
-				ups := toUpdates(pending)
-				packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
-				n.locks.setFlight(u, &flight{to: c, sent: ups, deadline: time.Now().Add(n.cfg.AckTimeout)})
-			}
+		n.attachLocked(c, u)
+		if f := n.locks.flightOf(u); f != nil && f.to != c {
+			n.locks.setFlight(u, nil) // taken over from an older connection
+		}
+		pending, err := n.store.Pending(u)
+		if err != nil {
+			n.log.Error("hello: reading pending versions", "uaid", u, "err", err)
+		}
+		if len(pending) > 0 {
+			ups := toUpdates(pending)
+			packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
+			n.locks.setFlight(u, &flight{to: c, sent: ups, deadline: time.Now().Add(n.cfg.AckTimeout)})
 		}
 		n.locks.release(u)
 		if len(packet) >= multiBatch {
 			flush()
 		}
 	}
-	flush()
+	return true
 }
 
 // ownerRegister registers (u, chid) and returns its endpoint, or the

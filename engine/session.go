@@ -107,7 +107,8 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 
 // helloMulti is the seed's multi-UAID hello. Each hello adds its UAIDs to
 // the connection, up to the per-connection limit, so a relay may name more
-// UAIDs than fit one message, and add user agents later.
+// UAIDs than fit one message, and add user agents later. The reply goes
+// out before any UAID is attached, so no UPDATE can precede it.
 func (n *Node) helloMulti(c *client, m *protocol.Message) {
 	if c.helloDone && !c.multi {
 		n.refuse(c, "hello", "hello with a different uaid")
@@ -118,29 +119,28 @@ func (n *Node) helloMulti(c *client, m *protocol.Message) {
 		c.uaids = make(map[uuid.UUID]struct{})
 	}
 	accepted := make([]uuid.UUID, 0, len(m.UAIDs))
+	var fresh []uuid.UUID
 	for _, s := range m.UAIDs {
 		u, ok := protocol.ParseUUID(s)
 		if !ok {
 			continue
 		}
-		if _, dup := c.uaids[u]; dup {
-			accepted = append(accepted, u)
-			continue
+		if _, dup := c.uaids[u]; !dup {
+			if len(c.uaids) >= n.cfg.MaxUAIDs {
+				continue
+			}
+			c.uaids[u] = struct{}{}
+			fresh = append(fresh, u)
 		}
-		if len(c.uaids) >= n.cfg.MaxUAIDs {
-			break
-		}
-		if !n.ownerAttach(c, u) {
-			continue
-		}
-		c.uaids[u] = struct{}{}
 		accepted = append(accepted, u)
 	}
 	c.helloDone = true
 	c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
 	c.sendText(n, protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
 	n.metrics.hellos.Inc()
-	n.flushMulti(c, accepted)
+	if !n.attachMulti(c, fresh) {
+		c.closeWith(n, closeTryAgainLater, "server error")
+	}
 }
 
 // uaidFor returns the UAID a register/unregister acts on: the connection's,

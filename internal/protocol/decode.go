@@ -189,9 +189,15 @@ func ackUpdates(r json.RawMessage) []AckUpdate {
 }
 
 // ParseVersion parses a decimal version number in [0, MaxVersion]: digits
-// only, no sign, no exponent, no fraction.
+// only (leading zeros allowed), no sign, no exponent, no fraction.
 func ParseVersion(s string) (uint64, bool) {
-	if len(s) == 0 || len(s) > 16 {
+	if len(s) == 0 {
+		return 0, false
+	}
+	for len(s) > 1 && s[0] == '0' {
+		s = s[1:]
+	}
+	if len(s) > 16 {
 		return 0, false
 	}
 	var v uint64

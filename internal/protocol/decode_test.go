@@ -111,12 +111,12 @@ func TestParseUUID(t *testing.T) {
 }
 
 func TestParseVersion(t *testing.T) {
-	for s, want := range map[string]uint64{"0": 0, "7": 7, "9007199254740991": MaxVersion} {
+	for s, want := range map[string]uint64{"0": 0, "000": 0, "7": 7, "0007": 7, "9007199254740991": MaxVersion, "00000000000000000009007199254740991": MaxVersion} {
 		if v, ok := ParseVersion(s); !ok || v != want {
 			t.Errorf("ParseVersion(%q) = %d, %v", s, v, ok)
 		}
 	}
-	for _, s := range []string{"", "-1", "+1", "1.0", "1e3", "9007199254740992", "99999999999999999999", " 1", "0x10"} {
+	for _, s := range []string{"", "-1", "+1", "1.0", "1e3", "9007199254740992", "0009007199254740992", "99999999999999999999", "0-1", " 1", "0x10"} {
 		if _, ok := ParseVersion(s); ok {
 			t.Errorf("ParseVersion(%q) accepted", s)
 		}
