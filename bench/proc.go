@@ -79,6 +79,37 @@ func (p *process) rss() (int64, error) {
 	return readRSS(p.cmd.Process.Pid)
 }
 
+// cpu is the process's user + system CPU time so far.
+func (p *process) cpu() (time.Duration, error) {
+	return readCPU(p.cmd.Process.Pid)
+}
+
+// clockTick is USER_HZ, the unit of /proc/<pid>/stat times on Linux.
+const clockTick = 100
+
+func readCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	// Fields after the command name (which may hold spaces) start after
+	// the last ')'; utime and stime are fields 14 and 15 of the line.
+	rest := string(b)
+	if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, errors.New("bench: short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("bench: bad /proc stat")
+	}
+	return time.Duration(ut+st) * time.Second / clockTick, nil
+}
+
 func readRSS(pid int) (int64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {

@@ -48,6 +48,10 @@ type ThroughputResult struct {
 	Ratio float64
 	// Errors counts failed cycles (non-200 answers, lost notifications).
 	Errors int64
+	// PushdCPU and BaselineCPU are the server processes' CPU time per
+	// cycle / per PUT during the measured phase; SelfCPU is the load
+	// generator's per operation in the pushd phase.
+	PushdCPU, BaselineCPU, SelfCPU time.Duration
 }
 
 var baselineReady = regexp.MustCompile(regexp.QuoteMeta(BaselineHTTPReady) + `(\S+)`)
@@ -81,7 +85,9 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 	for i := range paths {
 		paths[i] = "/update/x"
 	}
-	res.BaselinePuts, _, err = closedLoops(ctx, cfg, base.addrs[0], paths, nil, nil)
+	var bops float64
+	bops, _, res.BaselineCPU, _, err = closedLoops(ctx, cfg, base, base.addrs[0], paths, nil, nil)
+	res.BaselinePuts = bops
 	base.stop()
 	if err != nil {
 		return res, fmt.Errorf("baseline: %w", err)
@@ -118,7 +124,7 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 		}
 		paths[i] = u.Path
 	}
-	res.PushdCycles, res.Errors, err = closedLoops(ctx, cfg, node.addrs[1], paths, chids, devs)
+	res.PushdCycles, res.Errors, res.PushdCPU, res.SelfCPU, err = closedLoops(ctx, cfg, node, node.addrs[1], paths, chids, devs)
 	if err != nil {
 		return res, fmt.Errorf("pushd: %w", err)
 	}
@@ -129,7 +135,7 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 // closedLoops runs one loop per path: PUT the next version, and when devs
 // is not nil, read the device's notification and ack it. It returns the
 // completed cycles per second over the measured phase.
-func closedLoops(ctx context.Context, cfg ThroughputConfig, httpAddr string, paths, chids []string, devs []*device) (float64, int64, error) {
+func closedLoops(ctx context.Context, cfg ThroughputConfig, server *process, httpAddr string, paths, chids []string, devs []*device) (rate float64, errCount int64, serverCPU, selfCPU time.Duration, err error) {
 	hc := &fasthttp.HostClient{Addr: httpAddr, MaxConns: len(paths), ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	var (
 		measuring atomic.Bool
@@ -170,14 +176,23 @@ func closedLoops(ctx context.Context, cfg ThroughputConfig, httpAddr string, pat
 		}()
 	}
 	time.Sleep(cfg.Warmup)
+	srv0, _ := server.cpu()
+	self0, _ := readCPU(os.Getpid())
 	measuring.Store(true)
 	start := time.Now()
 	time.Sleep(cfg.Duration)
 	measuring.Store(false)
 	elapsed := time.Since(start)
+	srv1, _ := server.cpu()
+	self1, _ := readCPU(os.Getpid())
 	stop.Store(true)
 	wg.Wait()
-	return float64(done.Load()) / elapsed.Seconds(), errs.Load(), ctx.Err()
+	ops := done.Load()
+	if ops > 0 {
+		serverCPU = (srv1 - srv0) / time.Duration(ops)
+		selfCPU = (self1 - self0) / time.Duration(ops)
+	}
+	return float64(ops) / elapsed.Seconds(), errs.Load(), serverCPU, selfCPU, ctx.Err()
 }
 
 // cycle reads the notification for version v of chid and acks it. The

@@ -39,6 +39,9 @@ const (
 	// PutBusy: the UAID's UPDATE stayed in flight for the whole lock wait
 	// (503).
 	PutBusy
+	// PutFailed: the store failed; nothing is promised (503). Comes with an
+	// error.
+	PutFailed
 )
 
 // ErrStore wraps store failures reported to clients.
@@ -58,38 +61,33 @@ func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 		return PutBusy, nil
 	}
 	defer n.locks.release(u)
-	outcome, _, err := n.store.Put(u, chid, p)
+	res, err := n.store.Put(u, chid, p)
 	if err != nil {
-		return PutStored, fmt.Errorf("%w: put: %w", ErrStore, err)
+		return PutFailed, fmt.Errorf("%w: put: %w", ErrStore, err)
 	}
-	if outcome == shardstore.PutNotRegistered {
+	if res.Outcome == shardstore.PutNotRegistered {
 		return PutNotFound, nil
 	}
 	c := n.hub.get(u)
 	if c == nil {
 		return PutStored, nil
 	}
-	if outcome == shardstore.PutStale {
+	if res.Outcome == shardstore.PutStale {
 		// Nothing changed; answer as the accepted PUT was answered.
 		return PutDelivered, nil
 	}
-	delivered, err := n.deliverLocked(c, u)
-	if err != nil || !delivered {
+	if !n.deliverLocked(c, u, res.Pending) {
 		return PutStored, nil
 	}
 	return PutDelivered, nil
 }
 
-// deliverLocked sends every pending version of u to c and puts u in
-// flight. It reports whether an UPDATE was written.
+// deliverLocked sends pending, every pending version of u, to c and puts u
+// in flight. It reports whether an UPDATE was written.
 // REQUIRES: u's slot held.
-func (n *Node) deliverLocked(c *client, u uuid.UUID) (bool, error) {
-	pending, err := n.store.Pending(u)
-	if err != nil {
-		return false, fmt.Errorf("%w: pending: %w", ErrStore, err)
-	}
+func (n *Node) deliverLocked(c *client, u uuid.UUID, pending []shardstore.Channel) bool {
 	if len(pending) == 0 {
-		return false, nil
+		return false
 	}
 	updates := toUpdates(pending)
 	var msg []byte
@@ -99,11 +97,11 @@ func (n *Node) deliverLocked(c *client, u uuid.UUID) (bool, error) {
 		msg = protocol.AppendNotification(nil, updates)
 	}
 	if !c.sendText(n, msg) {
-		return false, nil
+		return false
 	}
 	n.metrics.notifications.Inc()
 	n.locks.setFlight(u, &flight{to: c, sent: updates, deadline: time.Now().Add(n.cfg.AckTimeout)})
-	return true, nil
+	return true
 }
 
 func toUpdates(chans []shardstore.Channel) []protocol.Update {
@@ -183,8 +181,12 @@ func (n *Node) flushLocked(c *client, u uuid.UUID) error {
 		}
 		n.locks.setFlight(u, nil)
 	}
-	_, err := n.deliverLocked(c, u)
-	return err
+	pending, err := n.store.Pending(u)
+	if err != nil {
+		return fmt.Errorf("%w: pending: %w", ErrStore, err)
+	}
+	n.deliverLocked(c, u, pending)
+	return nil
 }
 
 // attachMulti attaches newly named UAIDs of a multi-UAID connection and

@@ -166,17 +166,26 @@ func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
 	}
 	chs = make([]Channel, 0, len(ids))
 	for _, id := range ids {
-		key := p.channelKey(id)
-		rec, ok, err := s.readChannel(key[:], true)
+		ch, err := s.readPending(&p, id)
 		if err != nil {
 			return nil, err
 		}
-		if !ok || rec.pending == 0 {
-			return nil, fmt.Errorf("%w: pending index names channel %s without a pending version", ErrCorrupt, id)
-		}
-		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending, Data: rec.data})
+		chs = append(chs, ch)
 	}
 	return chs, nil
+}
+
+// readPending reads a channel the pending index names.
+func (s *Store) readPending(p *prefix, id uuid.UUID) (Channel, error) {
+	key := p.channelKey(id)
+	rec, ok, err := s.readChannel(key[:], true)
+	if err != nil {
+		return Channel{}, err
+	}
+	if !ok || rec.pending == 0 {
+		return Channel{}, fmt.Errorf("%w: pending index names channel %s without a pending version", ErrCorrupt, id)
+	}
+	return Channel{ID: id, Version: rec.version, Pending: rec.pending, Data: rec.data}, nil
 }
 
 // scanChannels reads the UAID's channels with one bounded iterator. The data

@@ -122,7 +122,8 @@ func TestCrashConcurrentPuts(t *testing.T) {
 						default:
 						}
 						c := rng.IntN(channels)
-						o, got, err := s.Put(uaid(g), id(byte(c)), Put{Version: v, Data: []byte(fmt.Sprint(v))})
+						res, err := s.Put(uaid(g), id(byte(c)), Put{Version: v, Data: []byte(fmt.Sprint(v))})
+						o, got := res.Outcome, res.Version
 						if err != nil || o != PutStored || got != v {
 							t.Errorf("Put = %v, %d, %v", o, got, err)
 							return

@@ -42,7 +42,8 @@ func TestWALFailureFailsTheStore(t *testing.T) {
 	mustRegister(t, s, u, c)
 
 	failing.Store(true)
-	o, v, err := s.Put(u, c, Put{Version: 1})
+	res, err := s.Put(u, c, Put{Version: 1})
+	o, v := res.Outcome, res.Version
 	if !errors.Is(err, ErrFailed) || o == PutStored || v != 0 {
 		t.Fatalf("Put on a failing WAL = %v, %d, %v; want ErrFailed", o, v, err)
 	}
@@ -79,7 +80,8 @@ func TestWALFailureUnderConcurrentPuts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, _, err := s.Put(id(byte(g)), id(100), Put{Version: 1})
+			res, err := s.Put(id(byte(g)), id(100), Put{Version: 1})
+			o, _ := res.Outcome, res.Version
 			if o == PutStored || !errors.Is(err, ErrFailed) {
 				t.Errorf("Put on a failing WAL = %v, %v; want ErrFailed", o, err)
 			}

@@ -49,10 +49,24 @@ func TestPendingIndexTracksChannels(t *testing.T) {
 	}
 	put := func(c uuid.UUID, v uint64) {
 		t.Helper()
-		if _, _, err := s.Put(u, c, Put{Version: v}); err != nil {
+		res, err := s.Put(u, c, Put{Version: v, Data: []byte{byte(v)}})
+		if err != nil {
 			t.Fatal(err)
 		}
 		want[c] = v
+		// What Put reports pending is what Pending reads.
+		read, err := s.Pending(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Pending) != len(read) {
+			t.Fatalf("put reports %v pending, store holds %v", res.Pending, read)
+		}
+		for i := range read {
+			if res.Pending[i].ID != read[i].ID || res.Pending[i].Pending != read[i].Pending || string(res.Pending[i].Data) != string(read[i].Data) {
+				t.Fatalf("put reports %v pending, store holds %v", res.Pending, read)
+			}
+		}
 	}
 	check("empty")
 	put(chs[0], 1)

@@ -1,6 +1,7 @@
 package shardstore
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 
@@ -42,6 +43,19 @@ type Put struct {
 	Data    []byte // optional data, at most MaxDataSize bytes; nil = none (read only during the call)
 }
 
+// PutResult is what Put did.
+type PutResult struct {
+	Outcome PutOutcome
+	// Version is the stored version (PutStored), the channel's highest
+	// accepted version (PutStale), or 0.
+	Version uint64
+	// Pending, for PutStored, is every channel of the UAID with a pending
+	// version after the put, this one included, ordered by channel id: what
+	// an UPDATE for the UAID carries, so the caller need not read it again.
+	// The caller owns it.
+	Pending []Channel
+}
+
 // Put records a version event for the channel (uaid, chid).
 //
 //   - Not registered: PutNotRegistered, 0.
@@ -58,15 +72,23 @@ type Put struct {
 // Put is a read-modify-write: the caller serialises it with the other writes
 // of the same UAID. Puts for different UAIDs from many goroutines share
 // fsyncs.
-func (s *Store) Put(uaid, chid uuid.UUID, p Put) (outcome PutOutcome, version uint64, err error) {
+func (s *Store) Put(uaid, chid uuid.UUID, p Put) (res PutResult, err error) {
 	if len(p.Data) > MaxDataSize {
-		return 0, 0, fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(p.Data))
+		return res, fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(p.Data))
 	}
 	if err := s.enter(); err != nil {
-		return 0, 0, err
+		return res, err
 	}
 	defer s.exit(&err)
+	outcome, version, err := s.put(uaid, chid, p, &res.Pending)
+	if err != nil {
+		return PutResult{}, err
+	}
+	res.Outcome, res.Version = outcome, version
+	return res, nil
+}
 
+func (s *Store) put(uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome PutOutcome, version uint64, err error) {
 	pfx := uaidPrefix(uaid)
 	key := pfx.channelKey(chid)
 	old, ok, err := s.readChannel(key[:], false)
@@ -96,16 +118,29 @@ func (s *Store) Put(uaid, chid uuid.UUID, p Put) (outcome PutOutcome, version ui
 	if err := op.Finish(); err != nil {
 		return 0, 0, fmt.Errorf("shardstore: put: %w", err)
 	}
-	if old.pending == 0 {
-		ids, err := s.readPendingSet(&pfx)
+	ids, err := s.readPendingSet(&pfx)
+	if err != nil {
+		return 0, 0, err
+	}
+	ids, changed := addPending(ids, chid)
+	if changed {
+		if err := writePendingSet(b, &pfx, ids); err != nil {
+			return 0, 0, fmt.Errorf("shardstore: put: %w", err)
+		}
+	}
+	// The UAID's pending channels after this put: this one as written, the
+	// others read by key.
+	*pending = make([]Channel, 0, len(ids))
+	for _, id := range ids {
+		if id == chid {
+			*pending = append(*pending, Channel{ID: chid, Version: v, Pending: v, Data: bytes.Clone(p.Data)})
+			continue
+		}
+		other, err := s.readPending(&pfx, id)
 		if err != nil {
 			return 0, 0, err
 		}
-		if ids, changed := addPending(ids, chid); changed {
-			if err := writePendingSet(b, &pfx, ids); err != nil {
-				return 0, 0, fmt.Errorf("shardstore: put: %w", err)
-			}
-		}
+		*pending = append(*pending, other)
 	}
 	if err := s.commit(b, true); err != nil {
 		return 0, 0, err

@@ -62,7 +62,8 @@ func TestPut(t *testing.T) {
 				}
 			}
 			data := tc.put.Data
-			o, v, err := s.Put(u, c, tc.put)
+			res, err := s.Put(u, c, tc.put)
+			o, v := res.Outcome, res.Version
 			if err != nil || o != tc.wantOutcome || v != tc.wantVersion {
 				t.Fatalf("Put = %v, %d, %v; want %v, %d", o, v, err, tc.wantOutcome, tc.wantVersion)
 			}
@@ -88,7 +89,8 @@ func TestPutRefusesOversizeData(t *testing.T) {
 	s := newStore(t, Options{})
 	u, c := id(1), id(10)
 	mustRegister(t, s, u, c)
-	o, v, err := s.Put(u, c, Put{Version: 1, Data: make([]byte, MaxDataSize+1)})
+	res, err := s.Put(u, c, Put{Version: 1, Data: make([]byte, MaxDataSize+1)})
+	o, v := res.Outcome, res.Version
 	if !errors.Is(err, ErrDataTooLarge) || o == PutStored || v != 0 {
 		t.Errorf("Put of %d bytes = %v, %d, %v; want ErrDataTooLarge", MaxDataSize+1, o, v, err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // Store is one node's shard: the channels, pending versions and meta records
@@ -80,6 +81,11 @@ func Open(opts Options) (*Store, error) {
 		MaxOpenFiles:       o.MaxOpenFiles,
 		Logger:             pebbleLogger{log: o.Logger.With(slog.String("subsystem", "pebble"))},
 		FormatMajorVersion: pebble.FormatNewest,
+	}
+	// Most reads are point lookups (a channel, a pending index) of UAIDs
+	// absent from most sstables: bloom filters skip those tables.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	s := &Store{
 		log:         o.Logger,

@@ -76,8 +76,8 @@ func BenchmarkPutSynced(b *testing.B) {
 			data := []byte(strings.Repeat("d", 64))
 			var next atomic.Int64
 			put := func(u uuid.UUID, v uint64) {
-				if o, _, err := s.Put(u, id(1), Put{Version: v, Data: data}); err != nil || o != PutStored {
-					b.Errorf("Put = %v, %v", o, err)
+				if r, err := s.Put(u, id(1), Put{Version: v, Data: data}); err != nil || r.Outcome != PutStored {
+					b.Errorf("Put = %v, %v", r.Outcome, err)
 				}
 			}
 			b.ReportAllocs()

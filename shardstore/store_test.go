@@ -51,7 +51,8 @@ func mustRegister(t testing.TB, s *Store, uaid, chid uuid.UUID) {
 
 func mustPut(t testing.TB, s *Store, uaid, chid uuid.UUID, p Put) (PutOutcome, uint64) {
 	t.Helper()
-	o, v, err := s.Put(uaid, chid, p)
+	res, err := s.Put(uaid, chid, p)
+	o, v := res.Outcome, res.Version
 	if err != nil {
 		t.Fatalf("Put(%s, %s, %+v): %v", uaid, chid, p, err)
 	}
@@ -111,7 +112,7 @@ func TestCloseIsIdempotentAndRefusesCalls(t *testing.T) {
 	_, _, calls["Channel"] = s.Channel(u, c)
 	_, calls["Channels"] = s.Channels(u)
 	_, calls["Pending"] = s.Pending(u)
-	_, _, calls["Put"] = s.Put(u, c, Put{Version: 1})
+	_, calls["Put"] = s.Put(u, c, Put{Version: 1})
 	calls["Ack"] = s.Ack(u, []Ack{{Channel: c, Version: 1}})
 	calls["SetMeta"] = s.SetMeta(u, []byte("x"))
 	_, calls["Meta"] = s.Meta(u)

@@ -61,6 +61,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("bare fasthttp PUT handler: %.0f PUT/s\n", res.BaselinePuts)
 		fmt.Printf("pushd PUT -> delivered -> acked (synced writes): %.0f cycles/s (%d errors)\n", res.PushdCycles, res.Errors)
 		fmt.Printf("ratio pushd/baseline: %.2f\n", res.Ratio)
+		fmt.Printf("server CPU per operation: pushd %v per cycle, baseline %v per PUT; load generator %v per pushd cycle\n", res.PushdCPU, res.BaselineCPU, res.SelfCPU)
 		return nil
 	case "idle":
 		var cfg bench.IdleConfig
