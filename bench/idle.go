@@ -32,8 +32,14 @@ type IdleConfig struct {
 type IdleResult struct {
 	Conns int
 	// PushdPerConn is pushd's RSS growth per connection after hello and one
-	// register, in bytes.
+	// register, in bytes: (RSS with Conns connections - RSS at start) / Conns.
 	PushdPerConn float64
+	// PushdMarginal is the growth per connection between Conns/3 and Conns
+	// connections, which leaves out fixed costs paid by the first ones
+	// (worker stacks, the memtable's first pages, runtime structures).
+	PushdMarginal float64
+	// HolderMarginal is the same slope for the holder.
+	HolderMarginal float64
 	// HolderPerConn is the bare gnet + gobwas/ws holder's RSS growth per
 	// upgraded connection, in bytes.
 	HolderPerConn float64
@@ -68,7 +74,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.HolderPerConn, err = idleGrowth(ctx, cfg, holder, holder.addrs[0], false)
+	res.HolderPerConn, res.HolderMarginal, err = idleGrowth(ctx, cfg, holder, holder.addrs[0], false)
 	holder.stop()
 	if err != nil {
 		return res, fmt.Errorf("holder: %w", err)
@@ -83,7 +89,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.PushdPerConn, err = idleGrowth(ctx, cfg, node, node.addrs[0], true)
+	res.PushdPerConn, res.PushdMarginal, err = idleGrowth(ctx, cfg, node, node.addrs[0], true)
 	node.stop()
 	if err != nil {
 		return res, fmt.Errorf("pushd: %w", err)
@@ -93,15 +99,45 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 }
 
 // idleGrowth opens cfg.Conns connections to addr (saying hello and
-// registering one channel when session is set) and returns the process's
-// RSS growth per connection.
-func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, session bool) (float64, error) {
+// registering one channel when session is set) in two steps, a third and
+// then the rest, and returns the process's RSS growth per connection
+// overall and between the two steps.
+func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, session bool) (perConn, marginal float64, err error) {
 	time.Sleep(time.Second)
 	before, err := p.rss()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	conns := make([]net.Conn, cfg.Conns)
+	defer func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}()
+	third := cfg.Conns / 3
+	if err := openConns(ctx, cfg, addr, session, conns[:third]); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(cfg.Settle)
+	mid, err := p.rss()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := openConns(ctx, cfg, addr, session, conns[third:]); err != nil {
+		return 0, 0, err
+	}
+	time.Sleep(cfg.Settle)
+	after, err := p.rss()
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(after-before) / float64(cfg.Conns), float64(after-mid) / float64(cfg.Conns-third), nil
+}
+
+// openConns fills conns with connections to addr, cfg.Parallel at a time.
+func openConns(ctx context.Context, cfg IdleConfig, addr string, session bool, conns []net.Conn) error {
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
@@ -114,7 +150,7 @@ func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, se
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= cfg.Conns || ctx.Err() != nil {
+				if i >= len(conns) || ctx.Err() != nil {
 					return
 				}
 				d, err := dialDevice(ctx, addr)
@@ -130,20 +166,8 @@ func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, se
 		}()
 	}
 	wg.Wait()
-	defer func() {
-		for _, c := range conns {
-			if c != nil {
-				c.Close()
-			}
-		}
-	}()
-	if firstErr != nil {
-		return 0, firstErr
+	if firstErr == nil {
+		firstErr = ctx.Err()
 	}
-	time.Sleep(cfg.Settle)
-	after, err := p.rss()
-	if err != nil {
-		return 0, err
-	}
-	return float64(after-before) / float64(cfg.Conns), nil
+	return firstErr
 }

@@ -180,18 +180,6 @@ func (c *wsClient) expectNotification() map[string]uint64 {
 	return out
 }
 
-// expectSilence checks that nothing arrives for d.
-func (c *wsClient) expectSilence(d time.Duration) {
-	c.t.Helper()
-	_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	_, b, err := c.conn.ReadMessage()
-	if err == nil {
-		c.t.Fatalf("expected silence, got %s", b)
-	}
-	// A read deadline breaks a gorilla connection: callers must not read
-	// from it again.
-}
-
 // put PUTs body to endpoint and returns the status and decoded body.
 func put(t *testing.T, endpoint, body string) (int, map[string]any) {
 	t.Helper()

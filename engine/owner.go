@@ -116,23 +116,23 @@ func toUpdates(chans []shardstore.Channel) []protocol.Update {
 // server holds no registration for one of channelIDs: the client's state
 // was lost), calls attached with the UAID in use, then sends the pending
 // versions. It reports false when the store failed.
-func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached func(uuid.UUID)) (uuid.UUID, bool) {
+func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached func(uuid.UUID)) bool {
 	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return u, false
+		return false
 	}
 	if len(channelIDs) > 0 {
 		known, err := n.knowsChannels(u, channelIDs)
 		if err != nil {
 			n.locks.release(u)
 			n.log.Error("hello: reading channels", "uaid", u, "err", err)
-			return u, false
+			return false
 		}
 		if !known {
 			n.locks.release(u)
 			n.metrics.uaidResets.Inc()
 			u = uuid.New()
 			if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-				return u, false
+				return false
 			}
 		}
 	}
@@ -142,7 +142,7 @@ func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached 
 	if err := n.flushLocked(c, u); err != nil {
 		n.log.Error("hello: sending pending versions", "uaid", u, "err", err)
 	}
-	return u, true
+	return true
 }
 
 // knowsChannels reports whether every channel ID names a registration of

@@ -90,8 +90,7 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 	if !valid {
 		u = uuid.New()
 	}
-	var ok bool
-	u, ok = n.ownerHello(c, u, m.ChannelIDs, func(u uuid.UUID) {
+	ok := n.ownerHello(c, u, m.ChannelIDs, func(u uuid.UUID) {
 		c.uaid = u
 		c.helloDone = true
 		c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))

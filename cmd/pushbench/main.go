@@ -75,8 +75,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		}
 		fmt.Printf("machine: %s\n", bench.Machine())
 		fmt.Printf("idle connections: %d\n", res.Conns)
-		fmt.Printf("pushd RSS per connection (hello + 1 register): %.0f B\n", res.PushdPerConn)
-		fmt.Printf("bare gnet+gobwas holder RSS per connection:    %.0f B\n", res.HolderPerConn)
+		fmt.Printf("pushd RSS per connection (hello + 1 register): %.0f B (marginal %.0f B)\n", res.PushdPerConn, res.PushdMarginal)
+		fmt.Printf("bare gnet+gobwas holder RSS per connection:    %.0f B (marginal %.0f B)\n", res.HolderPerConn, res.HolderMarginal)
 		fmt.Printf("ratio pushd/holder: %.2f\n", res.Ratio)
 		return nil
 	}
