@@ -88,7 +88,8 @@ func (n *Node) put(ctx *fasthttp.RequestCtx, tok []byte) int {
 	if len(body) > maxPutBody {
 		return httpError(ctx, fasthttp.StatusRequestEntityTooLarge, errnoTooLarge, "body too large")
 	}
-	var form fasthttp.Args
+	form := fasthttp.AcquireArgs()
+	defer fasthttp.ReleaseArgs(form)
 	form.ParseBytes(body)
 	p := shardstore.Put{Now: uint64(time.Now().Unix())}
 	v := form.Peek("version")
