@@ -61,6 +61,17 @@ type client struct {
 	shard     uint8
 }
 
+// Close codes pushd sends besides gobwas/ws's RFC 6455 ones (PROTOCOL.md
+// 2.7).
+const (
+	// closeTryAgainLater: the node cannot serve the client now.
+	closeTryAgainLater ws.StatusCode = 1013
+	// closeSuperseded: a newer connection said hello with the same UAID.
+	closeSuperseded ws.StatusCode = 4001
+	// closePingTooOften: client pings closer than the minimum interval.
+	closePingTooOften ws.StatusCode = 4774
+)
+
 // Liveness phases.
 const (
 	phaseHandshake = iota // waiting for the opening handshake

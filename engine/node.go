@@ -37,10 +37,11 @@ type Node struct {
 	// connection, so enqueueing never blocks an event loop.
 	runq chan *client
 
-	wsLn   net.Listener
-	httpLn net.Listener
-	gcli   *gnet.Client
-	http   *fasthttp.Server
+	wsLn     net.Listener
+	httpLn   net.Listener
+	localIPs []net.IP // accept loop only: see internIP
+	gcli     *gnet.Client
+	http     *fasthttp.Server
 
 	ready    atomic.Bool
 	shutdown atomic.Bool
@@ -200,7 +201,7 @@ func (n *Node) acceptLoop() {
 			continue
 		}
 		n.nconns.Add(1)
-		compactAddrs(nc)
+		n.compactAddrs(nc)
 		c := &client{}
 		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
 			// EnrollContext closed nc; OnOpen did not run.
@@ -216,9 +217,9 @@ func (n *Node) acceptLoop() {
 // into the accept and getsockname results, which would then stay alive
 // with them (64 bytes per connection). The local IP is the listener's,
 // shared by all; the remote IP gets its own 4- or 16-byte copy.
-func compactAddrs(nc net.Conn) {
+func (n *Node) compactAddrs(nc net.Conn) {
 	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
-		la.IP = internIP(la.IP)
+		la.IP = n.internIP(la.IP)
 	}
 	if ra, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		if ip4 := ra.IP.To4(); ip4 != nil {
@@ -229,15 +230,20 @@ func compactAddrs(nc net.Conn) {
 	}
 }
 
-// localIPs interns the few local addresses a listener accepts on.
-var localIPs sync.Map // string(ip) -> net.IP
-
-func internIP(ip net.IP) net.IP {
-	if v, ok := localIPs.Load(string(ip)); ok {
-		return v.(net.IP)
+// internIP returns the shared copy of a local address the listener
+// accepts on (one, or a few for a wildcard listener). Only the accept loop
+// calls it.
+func (n *Node) internIP(ip net.IP) net.IP {
+	for _, l := range n.localIPs {
+		if l.Equal(ip) {
+			return l
+		}
 	}
-	v, _ := localIPs.LoadOrStore(string(ip), append(net.IP(nil), ip...))
-	return v.(net.IP)
+	l := append(net.IP(nil), ip...)
+	if len(n.localIPs) < 64 {
+		n.localIPs = append(n.localIPs, l)
+	}
+	return l
 }
 
 // sweep enforces per-connection deadlines once a second: handshake and

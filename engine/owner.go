@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/google/uuid"
 
 	"github.com/pushd/pushd/internal/protocol"
@@ -336,9 +335,3 @@ func (n *Node) ownerDetach(c *client, u uuid.UUID) {
 		n.locks.setFlight(u, nil)
 	}
 }
-
-// closeSuperseded is the close code of a connection replaced by a newer one.
-const closeSuperseded ws.StatusCode = 4001
-
-// closeTryAgainLater (1013) tells a client the node cannot serve it now.
-const closeTryAgainLater ws.StatusCode = 1013

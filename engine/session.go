@@ -69,7 +69,7 @@ func (n *Node) refuse(c *client, messageType, why string) {
 func (n *Node) ping(c *client, m *protocol.Message) {
 	now := time.Now().UnixMilli()
 	if c.lastPing != 0 && now-c.lastPing < n.cfg.MinPingInterval.Milliseconds() {
-		c.closeWith(n, 4774, "pinging too often")
+		c.closeWith(n, closePingTooOften, "pinging too often")
 		return
 	}
 	c.lastPing = now
