@@ -39,7 +39,8 @@ type Node struct {
 
 	wsLn     net.Listener
 	httpLn   net.Listener
-	localIPs []net.IP // accept loop only: see internIP
+	ipMu     sync.Mutex
+	localIPs []net.IP // guarded by ipMu: see internIP
 	gcli     *gnet.Client
 	http     *fasthttp.Server
 
@@ -156,8 +157,13 @@ func (n *Node) Start() error {
 		n.wg.Add(1)
 		go n.worker()
 	}
-	n.bg.Add(3)
-	go n.acceptLoop()
+	// Enrolling waits for the event loop to open the connection, so a few
+	// accept loops keep the listener busy while others wait.
+	for i := 0; i < acceptLoops; i++ {
+		n.bg.Add(1)
+		go n.acceptLoop()
+	}
+	n.bg.Add(2)
 	go n.sweep()
 	go func() {
 		defer n.bg.Done()
@@ -170,6 +176,9 @@ func (n *Node) Start() error {
 		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir)
 	return nil
 }
+
+// acceptLoops is the number of goroutines accepting client sockets.
+const acceptLoops = 4
 
 // acceptLoop accepts client sockets and enrolls them into the event loops.
 // It refuses sockets beyond the connection cap at once, and waits out
@@ -195,12 +204,12 @@ func (n *Node) acceptLoop() {
 		}
 		backoff = 0
 		n.metrics.accepted.Inc()
-		if n.nconns.Load() >= int64(n.maxConns) {
+		if n.nconns.Add(1) > int64(n.maxConns) {
+			n.nconns.Add(-1)
 			n.metrics.refused.Inc()
 			_ = nc.Close()
 			continue
 		}
-		n.nconns.Add(1)
 		n.compactAddrs(nc)
 		c := &client{}
 		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
@@ -231,9 +240,10 @@ func (n *Node) compactAddrs(nc net.Conn) {
 }
 
 // internIP returns the shared copy of a local address the listener
-// accepts on (one, or a few for a wildcard listener). Only the accept loop
-// calls it.
+// accepts on (one, or a few for a wildcard listener).
 func (n *Node) internIP(ip net.IP) net.IP {
+	n.ipMu.Lock()
+	defer n.ipMu.Unlock()
 	for _, l := range n.localIPs {
 		if l.Equal(ip) {
 			return l
