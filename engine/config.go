@@ -62,6 +62,10 @@ type Config struct {
 	// MaxOutbound is the most bytes queued to one client before it is
 	// disconnected as too slow. Zero means 256 KiB.
 	MaxOutbound int
+	// SocketSendBuffer sets SO_SNDBUF on client sockets, bounding the kernel
+	// memory a connection that does not read can pin. Zero means the
+	// kernel's default (autotuned).
+	SocketSendBuffer int
 	// Workers is the number of goroutines that carry out client messages
 	// off the event loops. Zero means 64.
 	Workers int

@@ -355,6 +355,10 @@ func (c *wsClient) expectUpdate() map[string]map[string]uint64 {
 	return out
 }
 
+// httpClient bounds every request of the helpers here, so that a server
+// that never answers fails the test instead of hanging it.
+var httpClient = &http.Client{Timeout: 30 * time.Second}
+
 // do sends an HTTP request and returns the response with its body read.
 func do(t *testing.T, method, url, contentType, body string) (*http.Response, []byte) {
 	t.Helper()
@@ -365,7 +369,7 @@ func do(t *testing.T, method, url, contentType, body string) (*http.Response, []
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -31,7 +31,7 @@ func putAsync(endpoint string, v uint64) <-chan putResult {
 			return
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			out <- putResult{err: err}
 			return

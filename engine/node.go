@@ -146,6 +146,9 @@ func (n *Node) Start() error {
 	if n.cfg.EventLoops > 0 {
 		opts = append(opts, gnet.WithNumEventLoop(n.cfg.EventLoops))
 	}
+	if n.cfg.SocketSendBuffer > 0 {
+		opts = append(opts, gnet.WithSocketSendBuffer(n.cfg.SocketSendBuffer))
+	}
 	var err error
 	if n.gcli, err = gnet.NewClient(&loopHandler{n: n}, opts...); err != nil {
 		return fmt.Errorf("engine: event loops: %w", err)

@@ -46,6 +46,7 @@ func run() error {
 	fs.IntVar(&cfg.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
 	fs.IntVar(&cfg.Workers, "workers", 64, "goroutines carrying out client messages")
 	gcPercent := fs.Int("gc-percent", 25, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
+	fs.IntVar(&cfg.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
