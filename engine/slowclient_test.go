@@ -21,7 +21,7 @@ import (
 func TestClientThatDoesNotReadIsDisconnected(t *testing.T) {
 	n := testNode(t, func(cfg *engine.Config) {
 		cfg.MaxOutbound = 64 << 10
-		cfg.SocketSendBuffer = 16 << 10 // so the kernel holds little of it either
+		cfg.SocketSendBuffer = 16 << 10        // so the kernel holds little of it either
 		cfg.AckTimeout = 50 * time.Millisecond // unacked updates are sent again soon
 		cfg.LockWait = 10 * time.Millisecond
 	})
