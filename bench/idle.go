@@ -40,6 +40,12 @@ type IdleResult struct {
 	PushdMarginal float64
 	// HolderMarginal is the same slope for the holder.
 	HolderMarginal float64
+	// PushdSetupRate is connections per second brought to hello + one
+	// register (dial, handshake, hello, register: a synced write) while
+	// opening the second step, cfg.Parallel at a time.
+	PushdSetupRate float64
+	// HolderSetupRate is upgraded connections per second into the holder.
+	HolderSetupRate float64
 	// HolderPerConn is the bare gnet + gobwas/ws holder's RSS growth per
 	// upgraded connection, in bytes.
 	HolderPerConn float64
@@ -74,7 +80,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.HolderPerConn, res.HolderMarginal, err = idleGrowth(ctx, cfg, holder, holder.addrs[0], false)
+	res.HolderPerConn, res.HolderMarginal, res.HolderSetupRate, err = idleGrowth(ctx, cfg, holder, holder.addrs[0], false)
 	holder.stop()
 	if err != nil {
 		return res, fmt.Errorf("holder: %w", err)
@@ -89,7 +95,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.PushdPerConn, res.PushdMarginal, err = idleGrowth(ctx, cfg, node, node.addrs[0], true)
+	res.PushdPerConn, res.PushdMarginal, res.PushdSetupRate, err = idleGrowth(ctx, cfg, node, node.addrs[0], true)
 	node.stop()
 	if err != nil {
 		return res, fmt.Errorf("pushd: %w", err)
@@ -101,12 +107,12 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 // idleGrowth opens cfg.Conns connections to addr (saying hello and
 // registering one channel when session is set) in two steps, a third and
 // then the rest, and returns the process's RSS growth per connection
-// overall and between the two steps.
-func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, session bool) (perConn, marginal float64, err error) {
+// overall and between the two steps, and the rate of the second step.
+func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, session bool) (perConn, marginal, rate float64, err error) {
 	time.Sleep(time.Second)
 	before, err := p.rss()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	conns := make([]net.Conn, cfg.Conns)
 	defer func() {
@@ -118,22 +124,24 @@ func idleGrowth(ctx context.Context, cfg IdleConfig, p *process, addr string, se
 	}()
 	third := cfg.Conns / 3
 	if err := openConns(ctx, cfg, addr, session, conns[:third]); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	time.Sleep(cfg.Settle)
 	mid, err := p.rss()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	start := time.Now()
 	if err := openConns(ctx, cfg, addr, session, conns[third:]); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
+	rate = float64(cfg.Conns-third) / time.Since(start).Seconds()
 	time.Sleep(cfg.Settle)
 	after, err := p.rss()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	return float64(after-before) / float64(cfg.Conns), float64(after-mid) / float64(cfg.Conns-third), nil
+	return float64(after-before) / float64(cfg.Conns), float64(after-mid) / float64(cfg.Conns-third), rate, nil
 }
 
 // openConns fills conns with connections to addr, cfg.Parallel at a time.

@@ -78,6 +78,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("pushd RSS per connection (hello + 1 register): %.0f B (marginal %.0f B)\n", res.PushdPerConn, res.PushdMarginal)
 		fmt.Printf("bare gnet+gobwas holder RSS per connection:    %.0f B (marginal %.0f B)\n", res.HolderPerConn, res.HolderMarginal)
 		fmt.Printf("ratio pushd/holder: %.2f\n", res.Ratio)
+		fmt.Printf("set-up rate: pushd %.0f conns/s to hello + register (synced), holder %.0f upgrades/s\n", res.PushdSetupRate, res.HolderSetupRate)
 		return nil
 	}
 	return fmt.Errorf("unknown scenario %q", cmd)
