@@ -26,6 +26,8 @@ type IdleConfig struct {
 	Parallel int
 	// Settle is the pause before RSS is read. Zero means 3s.
 	Settle time.Duration
+	// PushdArgs are extra pushd flags.
+	PushdArgs []string
 }
 
 // IdleResult is the outcome of the idle scenario.
@@ -91,7 +93,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		return res, err
 	}
 	defer os.RemoveAll(dir)
-	node, err := startPushd(ctx, cfg.PushdBin, dir)
+	node, err := startPushd(ctx, cfg.PushdBin, dir, cfg.PushdArgs...)
 	if err != nil {
 		return res, err
 	}

@@ -67,7 +67,9 @@ type Config struct {
 	// kernel's default (autotuned).
 	SocketSendBuffer int
 	// Workers is the number of goroutines that carry out client messages
-	// off the event loops. Zero means 64.
+	// off the event loops. Zero means 16: enough to share store fsyncs
+	// among concurrent registers; every worker costs a goroutine stack and,
+	// while blocked on the disk, an OS thread.
 	Workers int
 	// EventLoops is the number of gnet event loops. Zero means one per CPU.
 	EventLoops int
@@ -115,7 +117,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxChannels, 200)
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
-	defInt(&c.Workers, 64)
+	defInt(&c.Workers, 16)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

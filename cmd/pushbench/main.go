@@ -68,6 +68,10 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
 		fs.IntVar(&cfg.Conns, "conns", 15000, "idle connections")
 		fs.IntVar(&cfg.Parallel, "parallel", 64, "connections set up at once")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
 		_ = fs.Parse(args)
 		res, err := bench.RunIdle(ctx, cfg)
 		if err != nil {
