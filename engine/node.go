@@ -31,10 +31,11 @@ type Node struct {
 	hub      *hub
 	conns    connList
 	maxConns int
-	nconns   atomic.Int64 // accepted and not yet closed
+	nconns   atomic.Int64 // accepted and not yet retired (see runq)
 
-	// runq holds connections with queued jobs; it has room for every
-	// connection, so enqueueing never blocks an event loop.
+	// runq holds connections with queued jobs. A connection is in it at
+	// most once and counts in nconns until its last job ran, and nconns
+	// never exceeds maxConns, so enqueueing never blocks an event loop.
 	runq chan *client
 
 	wsLn     net.Listener

@@ -22,6 +22,7 @@ func (n *Node) worker() {
 			switch j.kind {
 			case jobClosed:
 				n.disconnect(c)
+				n.nconns.Add(-1)
 			case jobMessage:
 				n.handle(c, &j.msg)
 			}

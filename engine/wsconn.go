@@ -37,10 +37,14 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 	}
 	c.closing.Store(true)
 	h.n.conns.remove(c)
-	h.n.nconns.Add(-1)
 	h.n.metrics.connections.Add(-1)
 	if c.upgraded {
+		// The connection keeps counting against the cap until a worker has
+		// undone its presence, so that the run queue (sized to the cap)
+		// always has room for it.
 		c.enqueue(h.n, job{kind: jobClosed})
+	} else {
+		h.n.nconns.Add(-1)
 	}
 	return gnet.None
 }
