@@ -69,12 +69,9 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 	if cfg.Settle <= 0 {
 		cfg.Settle = 3 * time.Second
 	}
-	if cfg.BenchBin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return IdleResult{}, err
-		}
-		cfg.BenchBin = exe
+	var err error
+	if cfg.BenchBin, err = benchBin(cfg.BenchBin); err != nil {
+		return IdleResult{}, err
 	}
 	res := IdleResult{Conns: cfg.Conns}
 

@@ -124,6 +124,19 @@ func readRSS(pid int) (int64, error) {
 	return 0, errors.New("bench: VmRSS not found")
 }
 
+// benchBin is the binary that runs the baselines: the configured one, or
+// the running executable (pushbench itself).
+func benchBin(configured string) (string, error) {
+	if configured != "" {
+		return configured, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("bench: %w", err)
+	}
+	return exe, nil
+}
+
 // pushdReady matches pushd's "serving" log line.
 var pushdReady = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
 

@@ -68,12 +68,9 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 	if cfg.Warmup <= 0 {
 		cfg.Warmup = 2 * time.Second
 	}
-	if cfg.BenchBin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return ThroughputResult{}, err
-		}
-		cfg.BenchBin = exe
+	var err error
+	if cfg.BenchBin, err = benchBin(cfg.BenchBin); err != nil {
+		return ThroughputResult{}, err
 	}
 	res := ThroughputResult{Clients: cfg.Clients}
 
