@@ -49,6 +49,13 @@ type Config struct {
 	// hello reply. Zero means 300.
 	ClientPing int
 
+	// EndpointRate limits PUTs per second to one endpoint (429 beyond).
+	// Zero means 1000; a negative value means no limit.
+	EndpointRate float64
+	// SourceRate limits PUTs per second from one source IP address. Zero
+	// means no limit.
+	SourceRate float64
+
 	// MaxConns caps client WebSocket connections. Zero means derived from
 	// the open-files limit minus a reserve (see FDBudget).
 	MaxConns int
@@ -118,6 +125,9 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
+	if c.EndpointRate == 0 {
+		c.EndpointRate = 1000
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

@@ -3,10 +3,12 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/pprofhandler"
 
@@ -28,6 +30,7 @@ const (
 	errnoUnregister  = 103
 	errnoTooLarge    = 104
 	errnoBadVersion  = 105
+	errnoRateLimit   = 106
 	errnoBusy        = 201
 	errnoServer      = 999
 )
@@ -80,9 +83,16 @@ func (n *Node) serveUpdate(ctx *fasthttp.RequestCtx, tok []byte) {
 
 func (n *Node) put(ctx *fasthttp.RequestCtx, tok []byte) int {
 	ctx.Response.Header.Set("Access-Control-Allow-Origin", "*")
+	now := time.Now()
+	if ok, wait := n.sourceLimit.allow(xxhash.Sum64(ctx.RemoteIP()), now); !ok {
+		return tooMany(ctx, wait, "too many requests from this address")
+	}
 	u, chid, err := n.keys.Open(string(tok))
 	if err != nil {
 		return httpError(ctx, fasthttp.StatusNotFound, errnoBadEndpoint, "invalid endpoint")
+	}
+	if ok, wait := n.endpointLimit.allow(xxhash.Sum64(append(u[:], chid[:]...)), now); !ok {
+		return tooMany(ctx, wait, "too many requests to this endpoint")
 	}
 	body := ctx.PostBody()
 	if len(body) > maxPutBody {
@@ -148,6 +158,13 @@ func httpRequestError(ctx *fasthttp.RequestCtx, err error) {
 		httpError(ctx, fasthttp.StatusBadRequest, errnoMalformed, "malformed request")
 	}
 	ctx.SetConnectionClose()
+}
+
+// tooMany answers 429 with the seconds until the limit lets a request by.
+func tooMany(ctx *fasthttp.RequestCtx, wait time.Duration, msg string) int {
+	secs := int64(math.Ceil(wait.Seconds()))
+	ctx.Response.Header.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	return httpError(ctx, fasthttp.StatusTooManyRequests, errnoRateLimit, msg)
 }
 
 func httpOK(ctx *fasthttp.RequestCtx, status int) int {

@@ -22,16 +22,19 @@ import (
 // shard store. Create it with New, start it with Start, stop it with
 // Shutdown.
 type Node struct {
-	cfg      Config
-	log      *slog.Logger
-	metrics  *nodeMetrics
-	store    *shardstore.Store
-	keys     *token.Keyring
-	locks    *lockTable
-	hub      *hub
-	conns    connList
-	maxConns int
-	nconns   atomic.Int64 // accepted and not yet retired (see runq)
+	cfg     Config
+	log     *slog.Logger
+	metrics *nodeMetrics
+	store   *shardstore.Store
+	keys    *token.Keyring
+	locks   *lockTable
+	hub     *hub
+	// endpointLimit and sourceLimit rate-limit PUTs (429).
+	endpointLimit *rateLimiter
+	sourceLimit   *rateLimiter
+	conns         connList
+	maxConns      int
+	nconns        atomic.Int64 // accepted and not yet retired (see runq)
 
 	// runq holds connections with queued jobs. A connection is in it at
 	// most once and counts in nconns until its last job ran, and nconns
@@ -62,7 +65,10 @@ func New(cfg Config) (*Node, error) {
 		metrics: newNodeMetrics(),
 		locks:   newLockTable(),
 		hub:     newHub(),
-		quit:    make(chan struct{}),
+		// Bursts of one second's worth.
+		endpointLimit: newRateLimiter(cfg.EndpointRate, int(cfg.EndpointRate)),
+		sourceLimit:   newRateLimiter(cfg.SourceRate, int(cfg.SourceRate)),
+		quit:          make(chan struct{}),
 	}
 	limit, err := raiseFileLimit()
 	if err != nil {

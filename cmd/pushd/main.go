@@ -35,6 +35,8 @@ func run() error {
 	fs.StringVar(&cfg.TokenKeys, "token-keys", "", "comma-separated endpoint token `keys` (base64url or hex, 32 bytes; the first seals); empty: DATA-DIR/token.keys, created on first start")
 	fs.DurationVar(&cfg.LockWait, "lock-wait", 250*time.Millisecond, "how long a PUT waits for an in-flight UPDATE's ack before 503")
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 15*time.Second, "how long an UPDATE stays in flight without an ack")
+	fs.Float64Var(&cfg.EndpointRate, "endpoint-rate", 1000, "PUTs per second one endpoint may take before 429; -1 = unlimited")
+	fs.Float64Var(&cfg.SourceRate, "source-rate", 0, "PUTs per second one source IP may send before 429; 0 = unlimited")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&cfg.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
