@@ -32,3 +32,12 @@ func TestReadRSSAndCPUOfThisProcess(t *testing.T) {
 		t.Fatalf("CPU time did not grow while spinning: %v -> %v (%d)", before, after, x)
 	}
 }
+
+func TestHasVersion(t *testing.T) {
+	msg := []byte(`{"messageType":"notification","updates":[{"channelID":"x","version":1000005},{"channelID":"y","version":12}]}`)
+	for v, want := range map[uint64]bool{1000005: true, 12: true, 100000: false, 1: false, 1000: false} {
+		if got := hasVersion(msg, v); got != want {
+			t.Errorf("hasVersion(%d) = %v, want %v", v, got, want)
+		}
+	}
+}

@@ -19,7 +19,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|holder|baseline-http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|holder|baseline-http [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -62,6 +62,28 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("pushd PUT -> delivered -> acked (synced writes): %.0f cycles/s (%d errors)\n", res.PushdCycles, res.Errors)
 		fmt.Printf("ratio pushd/baseline: %.2f\n", res.Ratio)
 		fmt.Printf("server CPU per operation: pushd %v per cycle, baseline %v per PUT; load generator %v per pushd cycle\n", res.PushdCPU, res.BaselineCPU, res.SelfCPU)
+		return nil
+	case "latency":
+		var cfg bench.LatencyConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Devices, "devices", 1000, "connected devices the PUTs are spread over")
+		fs.Float64Var(&cfg.Rate, "rate", 0, "PUTs per second; 0 = half the closed-loop maximum")
+		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
+		_ = fs.Parse(args)
+		res, err := bench.RunLatency(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("machine: %s\n", bench.Machine())
+		if res.MaxRate > 0 {
+			fmt.Printf("closed-loop maximum: %.0f cycles/s\n", res.MaxRate)
+		}
+		fmt.Printf("open-loop rate: %.0f PUT/s over %d devices; %d answered 200, %d not; %d notifications matched\n", res.Rate, cfg.Devices, res.Sent, res.Errors, res.Received)
+		fmt.Printf("PUT -> notification: p50 %v  p99 %v  p99.9 %v  max %v\n", res.P50, res.P99, res.P999, res.Max)
 		return nil
 	case "idle":
 		var cfg bench.IdleConfig
