@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -337,4 +339,36 @@ func TestSubprotocolSelectedAmongSeveralOffered(t *testing.T) {
 		t.Fatalf("selected sub-protocol %q, want push-notification", p)
 	}
 	r.hello("")
+}
+
+func TestShutdownRightAfterStartReturns(t *testing.T) {
+	// A node stopped at once, before its listeners have settled, must stop
+	// all the same. The race is narrow, so try it many times.
+	for i := 0; i < 50; i++ {
+		n, err := engine.New(engine.Config{
+			WSAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DataDir: t.TempDir(),
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 2,
+		})
+		if err != nil {
+			t.Fatalf("new node: %v", err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatalf("start node: %v", err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			done <- n.Shutdown(ctx)
+		}()
+		// The bound is three times Shutdown's own: it only catches a hang.
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("shutdown %d: %v", i, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("shutdown %d right after start never returned", i)
+		}
+	}
 }

@@ -177,7 +177,7 @@ func (n *Node) Start() error {
 	go n.sweep()
 	go func() {
 		defer n.bg.Done()
-		if err := n.http.Serve(n.httpLn); err != nil {
+		if err := n.http.Serve(n.httpLn); err != nil && !n.shutdown.Load() {
 			n.log.Error("http listener stopped", "err", err)
 		}
 	}()
@@ -332,6 +332,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, n.gcli.Stop())
 	}
 	errs = append(errs, n.http.ShutdownWithContext(ctx))
+	// Serve may not have registered the listener yet when Shutdown comes
+	// right after Start, and then ShutdownWithContext does not close it.
+	_ = n.httpLn.Close()
 	n.bg.Wait()
 	close(n.runq)
 	n.wg.Wait()
