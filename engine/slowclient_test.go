@@ -1,12 +1,13 @@
 package engine_test
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,23 +26,23 @@ func TestClientThatDoesNotReadIsDisconnected(t *testing.T) {
 		cfg.AckTimeout = 50 * time.Millisecond // unacked updates are sent again soon
 		cfg.LockWait = 10 * time.Millisecond
 	})
-	// A tiny receive buffer so the kernel holds little of what the node
-	// sends.
-	d := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		nd := net.Dialer{Control: nil}
-		conn, err := nd.DialContext(ctx, network, addr)
-		if err == nil {
-			_ = conn.(*net.TCPConn).SetReadBuffer(4096)
-		}
-		return conn, err
+	// A tiny receive buffer, set before connecting so the window never
+	// grows, so the kernel holds little of what the node sends.
+	nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
 	}}
+	d := websocket.Dialer{NetDialContext: nd.DialContext}
 	conn, _, err := d.Dial("ws://"+n.WSAddr().String()+"/", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	c := &wsClient{t: t, conn: conn}
-	const uaids = 200
+	const uaids = 500
 	us := make([]string, uaids)
 	for i := range us {
 		us[i] = newUUID()
@@ -70,7 +71,7 @@ func TestClientThatDoesNotReadIsDisconnected(t *testing.T) {
 		}()
 	}
 	defer func() { close(stop); wg.Wait() }()
-	eventually(t, 30*time.Second, func() bool {
+	eventually(t, time.Minute, func() bool {
 		v, _ := metric(t, n, "pushd_slow_clients_total")
 		return v >= 1
 	}, "the node to drop the client that does not read")
