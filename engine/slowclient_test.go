@@ -81,3 +81,38 @@ func TestClientThatDoesNotReadIsDisconnected(t *testing.T) {
 	other := dial(t, n)
 	other.hello("")
 }
+
+// TestPingFloodFromClientThatDoesNotReadIsDisconnected: WebSocket pings
+// are answered on the event loop; a client that floods them and reads no
+// pong is dropped at the same outbound bound.
+func TestPingFloodFromClientThatDoesNotReadIsDisconnected(t *testing.T) {
+	n := testNode(t, func(cfg *engine.Config) {
+		cfg.MaxOutbound = 32 << 10
+		cfg.SocketSendBuffer = 8 << 10
+	})
+	nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	d := websocket.Dialer{NetDialContext: nd.DialContext}
+	conn, _, err := d.Dial("ws://"+n.WSAddr().String()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(strings.Repeat("p", 125))
+	eventually(t, time.Minute, func() bool {
+		for i := 0; i < 1000; i++ {
+			if conn.WriteControl(websocket.PingMessage, payload, time.Now().Add(time.Second)) != nil {
+				break // the node closed the connection
+			}
+		}
+		v, _ := metric(t, n, "pushd_slow_clients_total")
+		return v >= 1
+	}, "the node to drop the ping flooder")
+	other := dial(t, n)
+	other.hello("")
+}

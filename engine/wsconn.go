@@ -111,6 +111,13 @@ func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
 	}
 	switch f.Kind {
 	case wsframe.Ping:
+		// A ping flood from a client that does not read would grow the
+		// outbound buffer without end: pongs obey the same bound.
+		if c.gc.OutboundBuffered() > h.n.cfg.MaxOutbound {
+			h.n.metrics.slowClients.Inc()
+			c.closing.Store(true)
+			return len(buf), gnet.Close
+		}
 		_, _ = c.gc.Write(wsframe.AppendPong(nil, f.Payload))
 	case wsframe.Close:
 		// Echo the close and end the connection (RFC 6455 5.5.1).
