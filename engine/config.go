@@ -56,6 +56,10 @@ type Config struct {
 	// means no limit.
 	SourceRate float64
 
+	// MemTableSize is the store's memtable size in bytes. Zero means
+	// shardstore.DefaultMemTableSize.
+	MemTableSize uint64
+
 	// MaxConns caps client WebSocket connections. Zero means derived from
 	// the open-files limit minus a reserve (see FDBudget).
 	MaxConns int

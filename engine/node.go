@@ -85,9 +85,10 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("engine: token keys: %w", err)
 	}
 	n.store, err = shardstore.Open(shardstore.Options{
-		Dir:         cfg.DataDir + "/shard",
-		Logger:      n.log.With("component", "shardstore"),
-		MaxChannels: cfg.MaxChannels,
+		Dir:          cfg.DataDir + "/shard",
+		Logger:       n.log.With("component", "shardstore"),
+		MaxChannels:  cfg.MaxChannels,
+		MemTableSize: cfg.MemTableSize,
 		OnCommit: func(d time.Duration, _ bool) {
 			n.metrics.commitLatency.ObserveDuration(d)
 		},

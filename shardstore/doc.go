@@ -90,7 +90,9 @@
 // # Resources
 //
 // Memory is kept small (nodes hold millions of idle sockets): an 8 MiB block
-// cache and 4 MiB memtables by default. Pebble keeps at most about
+// cache by default. Memtables are 64 MiB, but their memory is touched only
+// as writes fill them, and fewer memtable switches keep synced commits'
+// tail latency down (see DefaultMemTableSize). Pebble keeps at most about
 // Options.MaxOpenFiles (default 256) files open; count them in the node's
 // file-descriptor reserve.
 package shardstore

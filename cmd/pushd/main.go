@@ -37,6 +37,7 @@ func run() error {
 	fs.DurationVar(&cfg.AckTimeout, "ack-timeout", 15*time.Second, "how long an UPDATE stays in flight without an ack")
 	fs.Float64Var(&cfg.EndpointRate, "endpoint-rate", 1000, "PUTs per second one endpoint may take before 429; -1 = unlimited")
 	fs.Float64Var(&cfg.SourceRate, "source-rate", 0, "PUTs per second one source IP may send before 429; 0 = unlimited")
+	fs.Uint64Var(&cfg.MemTableSize, "memtable-size", 64<<20, "store memtable size in bytes; larger means fewer flushes in the PUT latency tail, filled only as written")
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&cfg.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
