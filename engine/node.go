@@ -89,6 +89,7 @@ func New(cfg Config) (*Node, error) {
 		Logger:       n.log.With("component", "shardstore"),
 		MaxChannels:  cfg.MaxChannels,
 		MemTableSize: cfg.MemTableSize,
+		MaxOpenFiles: storeFiles(limit),
 		OnCommit: func(d time.Duration, _ bool) {
 			n.metrics.commitLatency.ObserveDuration(d)
 		},
@@ -118,10 +119,9 @@ func New(cfg Config) (*Node, error) {
 		WriteTimeout:       30 * time.Second,
 		IdleTimeout:        2 * time.Minute,
 		// fasthttp's pool cleaner outlives Shutdown by up to this long.
-		MaxIdleWorkerDuration:         2 * time.Second,
-		DisableHeaderNamesNormalizing: false,
-		NoDefaultContentType:          true,
-		Logger:                        fasthttpLogger{n.log},
+		MaxIdleWorkerDuration: 2 * time.Second,
+		NoDefaultContentType:  true,
+		Logger:                fasthttpLogger{n.log},
 	}
 	return n, nil
 }

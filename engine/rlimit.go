@@ -13,9 +13,17 @@ func fdReserve(limit uint64) uint64 {
 	return max(limit/10, min(512, limit/2))
 }
 
-// maxHTTPConns is the fasthttp concurrency cap taken out of the reserve.
+// maxHTTPConns is the fasthttp concurrency cap taken out of the reserve:
+// half of it, which leaves the other half for the store's files
+// (storeFiles, at most a quarter) and the rest.
 func maxHTTPConns(limit uint64) int {
 	return int(fdReserve(limit) / 2)
+}
+
+// storeFiles is how many files the store may keep open, taken out of the
+// reserve: 256, or a quarter of a small reserve.
+func storeFiles(limit uint64) int {
+	return int(min(256, max(16, fdReserve(limit)/4)))
 }
 
 // raiseFileLimit raises the soft open-files limit to the hard limit and
