@@ -10,8 +10,8 @@ import (
 
 // Defaults applied by Open to zero fields of Options.
 const (
-	DefaultMaxChannels  = 200
-	DefaultCacheSize    = 8 << 20
+	DefaultMaxChannels = 200
+	DefaultCacheSize   = 8 << 20
 	// DefaultMemTableSize is large because every memtable switch (and the
 	// flush behind it) shows in the tail latency of synced commits:
 	// measured on the PUT path at 5,000 PUT/s, p99.9 38 ms with 4 MiB, 12
