@@ -63,3 +63,13 @@ func BenchmarkAppendNotification(b *testing.B) {
 		dst = AppendNotification(dst[:0], ups)
 	}
 }
+
+func BenchmarkDecodeHello(b *testing.B) {
+	msg := []byte(`{"messageType":"hello","uaid":"5f8e3a52-8c6b-4d1e-9f0a-1b2c3d4e5f60","channelIDs":["5f8e3a52-8c6b-4d1e-9f0a-1b2c3d4e5f61","5f8e3a52-8c6b-4d1e-9f0a-1b2c3d4e5f62"]}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Decode(msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
