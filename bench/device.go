@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
+	"github.com/google/uuid"
 )
 
 // device is a lean SimplePush client used by the scenarios: a gobwas/ws
@@ -88,4 +90,40 @@ func (d *device) helloRegister(chid string) (string, error) {
 		return "", fmt.Errorf("bench: register: %v %+v", err, r)
 	}
 	return r.PushEndpoint, nil
+}
+
+// connectDevices connects n devices to wsAddr, each saying hello and
+// registering one channel. It returns the devices, their channel IDs and
+// their endpoints' paths; the caller closes the devices.
+func connectDevices(ctx context.Context, wsAddr string, n int) (devs []*device, chids, paths []string, err error) {
+	devs, chids, paths = make([]*device, 0, n), make([]string, n), make([]string, n)
+	defer func() {
+		if err != nil {
+			closeDevices(devs)
+		}
+	}()
+	for i := 0; i < n; i++ {
+		d, err := dialDevice(ctx, wsAddr)
+		if err != nil {
+			return devs, nil, nil, err
+		}
+		devs = append(devs, d)
+		chids[i] = uuid.NewString()
+		ep, err := d.helloRegister(chids[i])
+		if err != nil {
+			return devs, nil, nil, err
+		}
+		u, err := url.Parse(ep)
+		if err != nil {
+			return devs, nil, nil, fmt.Errorf("bench: endpoint %q: %w", ep, err)
+		}
+		paths[i] = u.Path
+	}
+	return devs, chids, paths, nil
+}
+
+func closeDevices(devs []*device) {
+	for _, d := range devs {
+		d.conn.Close()
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -85,12 +84,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (IdleResult, error) {
 		return res, fmt.Errorf("holder: %w", err)
 	}
 
-	dir, err := os.MkdirTemp("", "pushbench-idle-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	node, err := startPushd(ctx, cfg.PushdBin, dir, cfg.PushdArgs...)
+	node, err := startPushd(ctx, cfg.PushdBin, cfg.PushdArgs...)
 	if err != nil {
 		return res, err
 	}

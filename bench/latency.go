@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -13,7 +11,6 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 )
 
@@ -61,36 +58,16 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		cfg.Duration = 10 * time.Second
 	}
 	var res LatencyResult
-	dir, err := os.MkdirTemp("", "pushbench-latency-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	node, err := startPushd(ctx, cfg.PushdBin, dir, cfg.PushdArgs...)
+	node, err := startPushd(ctx, cfg.PushdBin, cfg.PushdArgs...)
 	if err != nil {
 		return res, err
 	}
 	defer node.stop()
-
-	devs := make([]*device, cfg.Devices)
-	chids := make([]string, cfg.Devices)
-	paths := make([]string, cfg.Devices)
-	for i := range devs {
-		if devs[i], err = dialDevice(ctx, node.addrs[0]); err != nil {
-			return res, err
-		}
-		defer devs[i].conn.Close()
-		chids[i] = uuid.NewString()
-		ep, err := devs[i].helloRegister(chids[i])
-		if err != nil {
-			return res, err
-		}
-		u, err := url.Parse(ep)
-		if err != nil {
-			return res, err
-		}
-		paths[i] = u.Path
+	devs, chids, paths, err := connectDevices(ctx, node.addrs[0], cfg.Devices)
+	if err != nil {
+		return res, err
 	}
+	defer closeDevices(devs)
 
 	if cfg.Rate <= 0 {
 		n := min(64, cfg.Devices)

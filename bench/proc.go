@@ -16,9 +16,10 @@ import (
 
 // process is a child process the bench started: pushd or a baseline.
 type process struct {
-	cmd   *exec.Cmd
-	addrs []string
-	done  chan struct{}
+	cmd     *exec.Cmd
+	addrs   []string
+	done    chan struct{}
+	dataDir string // removed by stop when set
 }
 
 // startProcess runs bin with args and waits until it prints a line that
@@ -71,6 +72,9 @@ func (p *process) stop() {
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+	}
+	if p.dataDir != "" {
+		os.RemoveAll(p.dataDir)
 	}
 }
 
@@ -141,8 +145,18 @@ func benchBin(configured string) (string, error) {
 var pushdReady = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
 
 // startPushd starts a pushd node on loopback ephemeral ports with a fresh
-// data directory under dir.
-func startPushd(ctx context.Context, bin, dir string, extra ...string) (*process, error) {
+// data directory, which stop removes.
+func startPushd(ctx context.Context, bin string, extra ...string) (*process, error) {
+	dir, err := os.MkdirTemp("", "pushbench-data-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	args := append([]string{"-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dir}, extra...)
-	return startProcess(ctx, pushdReady, bin, args...)
+	p, err := startProcess(ctx, pushdReady, bin, args...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	p.dataDir = dir
+	return p, nil
 }

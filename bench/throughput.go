@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws/wsutil"
-	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 )
 
@@ -78,24 +76,19 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 	if err != nil {
 		return res, err
 	}
-	paths := make([]string, cfg.Clients)
-	for i := range paths {
-		paths[i] = "/update/x"
+	basePaths := make([]string, cfg.Clients)
+	for i := range basePaths {
+		basePaths[i] = "/update/x"
 	}
 	var bops float64
-	bops, _, res.BaselineCPU, _, err = closedLoops(ctx, cfg, base, base.addrs[0], paths, nil, nil)
+	bops, _, res.BaselineCPU, _, err = closedLoops(ctx, cfg, base, base.addrs[0], basePaths, nil, nil)
 	res.BaselinePuts = bops
 	base.stop()
 	if err != nil {
 		return res, fmt.Errorf("baseline: %w", err)
 	}
 
-	dir, err := os.MkdirTemp("", "pushbench-tput-")
-	if err != nil {
-		return res, err
-	}
-	defer os.RemoveAll(dir)
-	node, err := startPushd(ctx, cfg.PushdBin, dir, cfg.PushdArgs...)
+	node, err := startPushd(ctx, cfg.PushdBin, cfg.PushdArgs...)
 	if err != nil {
 		return res, err
 	}
@@ -103,24 +96,11 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 	if cfg.Progress != nil {
 		cfg.Progress("pushd serving ws=%s http=%s", node.addrs[0], node.addrs[1])
 	}
-	devs := make([]*device, cfg.Clients)
-	chids := make([]string, cfg.Clients)
-	for i := range devs {
-		if devs[i], err = dialDevice(ctx, node.addrs[0]); err != nil {
-			return res, err
-		}
-		defer devs[i].conn.Close()
-		chids[i] = uuid.NewString()
-		ep, err := devs[i].helloRegister(chids[i])
-		if err != nil {
-			return res, err
-		}
-		u, err := url.Parse(ep)
-		if err != nil {
-			return res, err
-		}
-		paths[i] = u.Path
+	devs, chids, paths, err := connectDevices(ctx, node.addrs[0], cfg.Clients)
+	if err != nil {
+		return res, err
 	}
+	defer closeDevices(devs)
 	res.PushdCycles, res.Errors, res.PushdCPU, res.SelfCPU, err = closedLoops(ctx, cfg, node, node.addrs[1], paths, chids, devs)
 	if err != nil {
 		return res, fmt.Errorf("pushd: %w", err)

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // TestKill9LosesNoVersionAcceptedForConnectedClient: the same as the
@@ -22,18 +20,11 @@ func TestKill9LosesNoVersionAcceptedForConnectedClient(t *testing.T) {
 	dataDir := t.TempDir()
 	p := startPushd(t, dataDir, "")
 
-	dev := connect(t, p.wsAddr)
-	hello := dev.roundTrip(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}})
-	uaid := hello["uaid"].(string)
 	const channels = 8
-	chids := make([]string, channels)
+	dev, uaid, chids, paths := registeredDevice(t, p.wsAddr, channels)
 	index := map[string]int{}
-	paths := make([]string, channels)
-	for i := range chids {
-		chids[i] = uuid.NewString()
-		index[chids[i]] = i
-		reg := dev.roundTrip(map[string]any{"messageType": "register", "channelID": chids[i]})
-		paths[i] = endpointPath(t, reg["pushEndpoint"].(string))
+	for i, ch := range chids {
+		index[ch] = i
 	}
 
 	var (
@@ -110,7 +101,7 @@ func TestKill9LosesNoVersionAcceptedForConnectedClient(t *testing.T) {
 	// Restart; the device comes back and gets what it had not acked.
 	p2 := startPushd(t, dataDir, "")
 	dev2 := connect(t, p2.wsAddr)
-	hello = dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
+	hello := dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
 	if hello["uaid"] != uaid {
 		t.Fatalf("UAID changed after restart: %v", hello)
 	}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // TestKill9LosesNoAcceptedVersion PUTs from many goroutines while pushd is
@@ -22,17 +20,8 @@ func TestKill9LosesNoAcceptedVersion(t *testing.T) {
 	p := startPushd(t, dataDir, "")
 
 	// A device registers its channels, then goes offline.
-	dev := connect(t, p.wsAddr)
-	hello := dev.roundTrip(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}})
-	uaid := hello["uaid"].(string)
 	const channels = 16
-	chids := make([]string, channels)
-	paths := make([]string, channels)
-	for i := range chids {
-		chids[i] = uuid.NewString()
-		reg := dev.roundTrip(map[string]any{"messageType": "register", "channelID": chids[i]})
-		paths[i] = endpointPath(t, reg["pushEndpoint"].(string))
-	}
+	dev, uaid, chids, paths := registeredDevice(t, p.wsAddr, channels)
 	dev.conn.Close()
 
 	// PUT storm: each channel gets increasing versions; remember the
@@ -91,7 +80,7 @@ func TestKill9LosesNoAcceptedVersion(t *testing.T) {
 	// Restart on the same data; the device comes back.
 	p2 := startPushd(t, dataDir, "")
 	dev2 := connect(t, p2.wsAddr)
-	hello = dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
+	hello := dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
 	if hello["uaid"] != uaid {
 		t.Fatalf("UAID changed after restart: %v (registrations lost)", hello)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 )
 
@@ -200,4 +201,24 @@ func decodeUpdates(t *testing.T, m map[string]any) map[string]uint64 {
 		out[up["channelID"].(string)] = uint64(up["version"].(float64))
 	}
 	return out
+}
+
+// registeredDevice connects a device that says hello with a fresh UAID and
+// registers n channels; it returns the UAID, the channel IDs and the
+// endpoints' paths.
+func registeredDevice(t *testing.T, wsAddr string, n int) (dev *device, uaid string, chids, paths []string) {
+	t.Helper()
+	dev = connect(t, wsAddr)
+	hello := dev.roundTrip(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}})
+	uaid, _ = hello["uaid"].(string)
+	if uaid == "" {
+		t.Fatalf("hello: %v", hello)
+	}
+	chids, paths = make([]string, n), make([]string, n)
+	for i := range chids {
+		chids[i] = uuid.NewString()
+		reg := dev.roundTrip(map[string]any{"messageType": "register", "channelID": chids[i]})
+		paths[i] = endpointPath(t, reg["pushEndpoint"].(string))
+	}
+	return dev, uaid, chids, paths
 }
