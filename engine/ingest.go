@@ -41,6 +41,8 @@ func (n *Node) serveHTTP(ctx *fasthttp.RequestCtx) {
 	switch {
 	case bytes.HasPrefix(path, []byte("/update/")):
 		n.serveUpdate(ctx, path[len("/update/"):])
+	case bytes.HasPrefix(path, []byte("/v1/")):
+		n.serveREST(ctx, path)
 	case string(path) == "/health":
 		if !n.ready.Load() {
 			httpError(ctx, fasthttp.StatusServiceUnavailable, errnoServer, "not serving")

@@ -29,6 +29,8 @@ type Node struct {
 	keys    *token.Keyring
 	locks   *lockTable
 	hub     *hub
+	// waiters are the long polls (GET /v1/updates?wait=).
+	waiters waiters
 	// endpointLimit and sourceLimit rate-limit PUTs (429).
 	endpointLimit *rateLimiter
 	sourceLimit   *rateLimiter

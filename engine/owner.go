@@ -69,6 +69,9 @@ func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 	}
 	c := n.hub.get(u)
 	if c == nil {
+		if res.Outcome == shardstore.PutStored {
+			n.waiters.wake(u)
+		}
 		return PutStored, nil
 	}
 	if res.Outcome == shardstore.PutStale {
@@ -301,8 +304,9 @@ func acked(acks []ackItem, s protocol.Update) bool {
 	return false
 }
 
-// ownerAckFlight is the seed's ACK for one UAID of a multi-UAID connection:
-// every version sent to c in u's flight was received.
+// ownerAckFlight is the seed's ACK for one UAID of a multi-UAID connection
+// (or, with c nil, of a REST poller): every version sent to c in u's flight
+// was received.
 func (n *Node) ownerAckFlight(c *client, u uuid.UUID) {
 	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
 		return
