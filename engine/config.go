@@ -2,6 +2,7 @@ package engine
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -59,6 +60,21 @@ type Config struct {
 	// MemTableSize is the store's memtable size in bytes. Zero means
 	// shardstore.DefaultMemTableSize.
 	MemTableSize uint64
+
+	// KickInterval is the least time between two kicks of one UAID. Zero
+	// means 30s.
+	KickInterval time.Duration
+	// KickUDPNetworks are the networks UDP wake-ups may be sent to (the
+	// mobile networks whose devices this node serves). Empty means none:
+	// UDP kick targets are refused, so clients cannot aim the node's
+	// datagrams at arbitrary hosts.
+	KickUDPNetworks []netip.Prefix
+	// KickWebhookPrefixes are the URL prefixes webhook kicks may POST to.
+	// Empty means webhook targets are refused.
+	KickWebhookPrefixes []string
+	// KickDrivers are proprietary kick drivers by target type. Nil means
+	// none.
+	KickDrivers map[string]KickDriver
 
 	// MaxConns caps client WebSocket connections. Zero means derived from
 	// the open-files limit minus a reserve (see FDBudget).
@@ -129,6 +145,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
+	def(&c.KickInterval, 30*time.Second)
 	if c.EndpointRate == 0 {
 		c.EndpointRate = 1000
 	}

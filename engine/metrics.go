@@ -26,6 +26,7 @@ type nodeMetrics struct {
 	acks              *metrics.Counter
 	superseded        *metrics.Counter
 	slowClients       *metrics.Counter
+	kicks             *metrics.CounterVec
 	closes            *metrics.CounterVec
 	puts              *metrics.CounterVec
 	putLatency        *metrics.Histogram
@@ -52,6 +53,7 @@ func newNodeMetrics() *nodeMetrics {
 		acks:              r.Counter("pushd_acks_total", "Ack messages received."),
 		superseded:        r.Counter("pushd_superseded_total", "Connections closed because a newer one said hello with the same UAID."),
 		slowClients:       r.Counter("pushd_slow_clients_total", "Connections closed because their unsent output grew past the bound."),
+		kicks:             r.CounterVec("pushd_kicks_total", "Wake-ups of UAIDs that got a version while not connected, by outcome.", "outcome", "sent", "failed", "dropped"),
 		closes:            r.CounterVec("pushd_closes_total", "Connections closed by the server, by WebSocket close code.", "code", closeCodes...),
 		puts:              r.CounterVec("pushd_puts_total", "App-server PUTs, by HTTP status.", "status", "200", "202", "400", "404", "405", "413", "429", "500", "503"),
 		putLatency:        r.Histogram("pushd_put_duration_seconds", "Time to answer a PUT.", metrics.LatencyBuckets()),

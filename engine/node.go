@@ -31,6 +31,7 @@ type Node struct {
 	hub     *hub
 	// waiters are the long polls (GET /v1/updates?wait=).
 	waiters waiters
+	kicker  *kicker
 	// endpointLimit and sourceLimit rate-limit PUTs (429).
 	endpointLimit *rateLimiter
 	sourceLimit   *rateLimiter
@@ -67,6 +68,7 @@ func New(cfg Config) (*Node, error) {
 		metrics: newNodeMetrics(),
 		locks:   newLockTable(),
 		hub:     newHub(),
+		kicker:  newKicker(),
 		// Bursts of one second's worth.
 		endpointLimit: newRateLimiter(cfg.EndpointRate, int(cfg.EndpointRate)),
 		sourceLimit:   newRateLimiter(cfg.SourceRate, int(cfg.SourceRate)),
@@ -175,6 +177,10 @@ func (n *Node) Start() error {
 	for i := 0; i < acceptLoops; i++ {
 		n.bg.Add(1)
 		go n.acceptLoop()
+	}
+	for i := 0; i < kickWorkers; i++ {
+		n.bg.Add(1)
+		go n.kickWorker()
 	}
 	n.bg.Add(2)
 	go n.sweep()

@@ -71,6 +71,7 @@ func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 	if c == nil {
 		if res.Outcome == shardstore.PutStored {
 			n.waiters.wake(u)
+			n.maybeKick(u)
 		}
 		return PutStored, nil
 	}

@@ -55,8 +55,9 @@ func (n *Node) serveREST(ctx *fasthttp.RequestCtx, path []byte) {
 // replaced by a new UUID4, as in hello).
 func (n *Node) restRegister(ctx *fasthttp.RequestCtx) {
 	var req struct {
-		UAID      string `json:"uaid"`
-		ChannelID string `json:"channelID"`
+		UAID      string          `json:"uaid"`
+		ChannelID string          `json:"channelID"`
+		Kick      json.RawMessage `json:"kick"`
 	}
 	if json.Unmarshal(ctx.PostBody(), &req) != nil {
 		httpError(ctx, fasthttp.StatusBadRequest, errnoMalformed, "body must be a JSON object")
@@ -70,6 +71,15 @@ func (n *Node) restRegister(ctx *fasthttp.RequestCtx) {
 	if !ok {
 		httpError(ctx, fasthttp.StatusBadRequest, errnoMalformed, "invalid channelID")
 		return
+	}
+	if t, ok, err := kickTarget(req.Kick, nil, nil); err != nil || ok {
+		if err == nil {
+			err = n.setKick(u, t)
+		}
+		if err != nil {
+			httpError(ctx, fasthttp.StatusBadRequest, errnoMalformed, "invalid kick target")
+			return
+		}
 	}
 	endpoint, status, err := n.ownerRegister(u, chid)
 	if err != nil {

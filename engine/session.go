@@ -103,6 +103,13 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 		return
 	}
 	n.metrics.hellos.Inc()
+	// A wake-up address the node may not use is left out, not refused:
+	// the client is served without kicks.
+	if t, ok, err := kickTarget(nil, m.WakeupHostport, m.MobileNetwork); ok && err == nil {
+		if err := n.setKick(c.uaid, t); err != nil {
+			n.log.Debug("hello: wake-up address not kept", "uaid", c.uaid, "err", err)
+		}
+	}
 }
 
 // helloMulti is the seed's multi-UAID hello. Each hello adds its UAIDs to
@@ -168,6 +175,15 @@ func (n *Node) register(c *client, m *protocol.Message) {
 	if !ok {
 		c.sendText(n, protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid channelID"))
 		return
+	}
+	if t, ok, err := kickTarget(m.Kick, nil, nil); err != nil || ok {
+		if err == nil {
+			err = n.setKick(u, t)
+		}
+		if err != nil {
+			c.sendText(n, protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid kick target"))
+			return
+		}
 	}
 	endpoint, status, err := n.ownerRegister(u, chid)
 	switch {

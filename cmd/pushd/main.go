@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -38,6 +39,28 @@ func run() error {
 	fs.Float64Var(&cfg.EndpointRate, "endpoint-rate", 1000, "PUTs per second one endpoint may take before 429; -1 = unlimited")
 	fs.Float64Var(&cfg.SourceRate, "source-rate", 0, "PUTs per second one source IP may send before 429; 0 = unlimited")
 	fs.Uint64Var(&cfg.MemTableSize, "memtable-size", 64<<20, "store memtable size in bytes; larger means fewer flushes in the PUT latency tail, filled only as written")
+	fs.DurationVar(&cfg.KickInterval, "kick-interval", 30*time.Second, "least time between two wake-ups of one UAID")
+	fs.Func("kick-udp-networks", "comma-separated `CIDRs` UDP wake-ups may be sent to; empty: UDP kicks refused", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return err
+			}
+			cfg.KickUDPNetworks = append(cfg.KickUDPNetworks, p)
+		}
+		return nil
+	})
+	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				cfg.KickWebhookPrefixes = append(cfg.KickWebhookPrefixes, f)
+			}
+		}
+		return nil
+	})
 	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&cfg.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
