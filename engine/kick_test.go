@@ -168,4 +168,3 @@ func TestProprietaryKickDriver(t *testing.T) {
 		t.Fatalf("driver calls %v, want only the first", d.calls)
 	}
 }
-
