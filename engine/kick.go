@@ -123,6 +123,7 @@ const kickWorkers = 4
 // per UAID per interval.
 type kicker struct {
 	queue chan uuid.UUID
+	http  *http.Client // webhook kicks
 	// last is when each UAID-hash slot was last kicked (unix ns); UAIDs
 	// that collide share a slot, which can only make kicks rarer.
 	mu   sync.Mutex
@@ -130,7 +131,11 @@ type kicker struct {
 }
 
 func newKicker() *kicker {
-	return &kicker{queue: make(chan uuid.UUID, kickQueueLen), last: make([]int64, rateBuckets)}
+	return &kicker{
+		queue: make(chan uuid.UUID, kickQueueLen),
+		http:  &http.Client{Timeout: 5 * time.Second},
+		last:  make([]int64, rateBuckets),
+	}
 }
 
 // maybeKick queues a kick for u unless one went out within the interval. It
@@ -181,7 +186,7 @@ func (n *Node) kick(u uuid.UUID) {
 	case "udp":
 		driver = udpKick{}
 	case "webhook":
-		driver = webhookKick{client: &http.Client{Timeout: 5 * time.Second}}
+		driver = webhookKick{client: n.kicker.http}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

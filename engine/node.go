@@ -30,8 +30,9 @@ type Node struct {
 	locks   *lockTable
 	hub     *hub
 	// waiters are the long polls (GET /v1/updates?wait=).
-	waiters waiters
-	kicker  *kicker
+	waiters   waiters
+	longPolls atomic.Int64 // long polls holding an HTTP connection
+	kicker    *kicker
 	// endpointLimit and sourceLimit rate-limit PUTs (429).
 	endpointLimit *rateLimiter
 	sourceLimit   *rateLimiter

@@ -138,6 +138,15 @@ func (n *Node) restPoll(ctx *fasthttp.RequestCtx) {
 		wait = min(max(d, 0), maxPollWait)
 	}
 
+	// A long poll holds one of the HTTP listener's connections for its
+	// whole wait: beyond half of them, polls answer at once so PUTs are
+	// never starved.
+	if wait > 0 {
+		if n.longPolls.Add(1) > int64(n.http.Concurrency/2) {
+			wait = 0
+		}
+		defer n.longPolls.Add(-1)
+	}
 	var wake chan struct{}
 	if wait > 0 {
 		// Registered before the first look, so a version stored in between
