@@ -242,3 +242,21 @@ func TestPingsFurtherApartThanMinPingIntervalAreAnswered(t *testing.T) {
 		}
 	}
 }
+
+// TestHelloWithAHugeChannelListIsServed: a hello naming as many channels as
+// fit a message is answered (with a new UAID: the server knows none of
+// them), and the connection works on.
+func TestHelloWithAHugeChannelListIsServed(t *testing.T) {
+	n := testNode(t, nil)
+	c := dial(t, n)
+	uaid := newUUID()
+	ids := make([]string, 0, 800)
+	for len(ids) < 800 { // 800 x 39 bytes: just under the 32 KiB message limit
+		ids = append(ids, newUUID())
+	}
+	got := c.hello(uaid, ids...)
+	if got == uaid {
+		t.Fatalf("hello naming 800 unknown channels kept its UAID")
+	}
+	c.register(newUUID())
+}
