@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,9 +18,15 @@ import (
 
 // Config configures a Client. Zero values mean the defaults named.
 type Config struct {
-	// URL is the pushd WebSocket URL, e.g. "ws://localhost:8080/".
-	// Required.
+	// URL is the pushd WebSocket URL, e.g. "ws://localhost:8080/", or,
+	// for the REST polling transport, its HTTP base URL, e.g.
+	// "http://localhost:8081". Required.
 	URL string
+	// REST selects the REST polling transport (PROTOCOL.md 4) instead of
+	// a WebSocket: registers over HTTP and long polls for versions.
+	REST bool
+	// PollWait is the REST long poll's wait. Zero means 30s.
+	PollWait time.Duration
 	// StatePath is the file the UAID and channel IDs are kept in. Zero
 	// means they live only as long as the Client.
 	StatePath string
@@ -55,6 +62,8 @@ type Client struct {
 	state state
 	conn  *websocket.Conn // current connection, nil between connections
 	wmu   sync.Mutex      // serialises writes on conn
+	// restRunning is set while the REST transport runs.
+	restRunning atomic.Bool
 }
 
 // state is what the client persists.
@@ -76,6 +85,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = 30 * time.Second
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, apps: map[string]App{}}
 	if cfg.StatePath != "" {
@@ -117,7 +129,12 @@ func (c *Client) Register(name string, app App) error {
 	if err != nil {
 		return err
 	}
-	if conn != nil {
+	switch {
+	case c.cfg.REST:
+		if c.restRunning.Load() {
+			return c.restRegister(context.Background(), name, chid)
+		}
+	case conn != nil:
 		return c.write(conn, map[string]any{"messageType": "register", "channelID": chid})
 	}
 	return nil
@@ -152,8 +169,12 @@ func (c *Client) write(conn *websocket.Conn, v any) error {
 // exponential back-off.
 func (c *Client) Run(ctx context.Context) error {
 	backoff := c.cfg.MinBackoff
+	session := c.session
+	if c.cfg.REST {
+		session = c.restSession
+	}
 	for {
-		connected, err := c.session(ctx)
+		connected, err := session(ctx)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

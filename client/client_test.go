@@ -188,3 +188,27 @@ func TestUAIDResetReregistersEveryApp(t *testing.T) {
 	}
 	a.version(t, 3)
 }
+
+func TestRESTTransportRegistersAndLongPolls(t *testing.T) {
+	n := startNode(t, t.TempDir(), "127.0.0.1:0")
+	c := runClient(t, client.Config{URL: "http://" + n.HTTPAddr().String(), REST: true, PollWait: 5 * time.Second})
+	a := newApp()
+	if err := c.Register("app", a.callbacks()); err != nil {
+		t.Fatal(err)
+	}
+	ep := a.endpoint(t)
+	// A REST client is never "connected": PUTs are stored (202), and the
+	// long poll hands them over.
+	if st := put(t, n, ep, 4); st != 202 {
+		t.Fatalf("PUT: %d, want 202", st)
+	}
+	a.version(t, 4)
+	// Acked after the callback: the next PUT is not held and arrives too.
+	deadline := time.Now().Add(10 * time.Second)
+	for put(t, n, ep, 5) != 202 {
+		if time.Now().After(deadline) {
+			t.Fatal("PUT after the REST ack is still refused")
+		}
+	}
+	a.version(t, 5)
+}

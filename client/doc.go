@@ -10,6 +10,10 @@
 // with jittered exponential back-off and pings at the interval the server
 // gives, never more often than once a minute.
 //
+// With Config.REST the client uses the REST polling form instead (PROTOCOL.md
+// 4): it registers over HTTP, long polls GET /v1/updates, and acks with
+// POST /v1/ack after the version callbacks.
+//
 // Concurrency: Register may be called before or during Run from any
 // goroutine. Callbacks run on the client's goroutine, one at a time; a
 // callback that blocks holds up the connection.
