@@ -105,6 +105,10 @@ type Config struct {
 	// listener. Zero means off.
 	Pprof bool
 
+	// Upstream makes the node a PUSH RELAY of that cluster (see Upstream).
+	// Nil means a node of its own.
+	Upstream Upstream
+
 	// Logger receives the node's structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -246,6 +247,16 @@ func (n *Node) ownerRegister(u, chid uuid.UUID) (string, int, error) {
 		n.log.Error("register", "uaid", u, "err", err)
 		return "", protocol.StatusServerFailure, errors.New("server error")
 	}
+	if n.cfg.Upstream != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), opWait)
+		defer cancel()
+		ep, err := n.cfg.Upstream.Register(ctx, u, chid)
+		if err != nil {
+			n.log.Warn("register upstream", "uaid", u, "err", err)
+			return "", protocol.StatusServerFailure, errors.New("upstream unavailable")
+		}
+		return ep, protocol.StatusOK, nil
+	}
 	return n.endpoint(u, chid), protocol.StatusOK, nil
 }
 
@@ -258,9 +269,17 @@ func (n *Node) ownerUnregister(u, chid uuid.UUID) {
 	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
 		return
 	}
-	defer n.locks.release(u)
-	if err := n.store.Unregister(u, chid); err != nil {
+	err := n.store.Unregister(u, chid)
+	n.locks.release(u)
+	if err != nil {
 		n.log.Error("unregister", "uaid", u, "err", err)
+	}
+	if n.cfg.Upstream != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), opWait)
+		defer cancel()
+		if err := n.cfg.Upstream.Unregister(ctx, u, chid); err != nil {
+			n.log.Warn("unregister upstream", "uaid", u, "err", err)
+		}
 	}
 }
 

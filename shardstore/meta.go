@@ -103,3 +103,38 @@ func (s *Store) DropUAID(uaid uuid.UUID) (err error) {
 	}
 	return s.commit(b, true)
 }
+
+// EachUAID calls fn for every UAID with records in the store, in key
+// order, until fn returns false. It reads one key per UAID, seeking past
+// the rest.
+func (s *Store) EachUAID(fn func(uaid uuid.UUID) bool) (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit(&err)
+	it, err := s.db.NewIter(nil)
+	if err != nil {
+		return fmt.Errorf("shardstore: each uaid: %w", err)
+	}
+	defer func() {
+		if cerr := it.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("shardstore: each uaid: %w", cerr)
+		}
+	}()
+	for valid := it.First(); valid; {
+		key := it.Key()
+		if len(key) < prefixLen {
+			return fmt.Errorf("shardstore: each uaid: %w: key %x", ErrCorrupt, key)
+		}
+		var p prefix
+		copy(p[:], key[:prefixLen])
+		var u uuid.UUID
+		copy(u[:], p[8:])
+		if !fn(u) {
+			return nil
+		}
+		next := p.bound(kindEnd)
+		valid = it.SeekGE(next[:])
+	}
+	return nil
+}

@@ -98,3 +98,45 @@ func TestDropUAID(t *testing.T) {
 		t.Errorf("DropUAID of an unknown UAID committed")
 	}
 }
+
+func TestEachUAID(t *testing.T) {
+	s := newStore(t, Options{})
+	want := map[uuid.UUID]bool{}
+	for i := 0; i < 20; i++ {
+		u := uuid.New()
+		want[u] = true
+		for j := 0; j < 3; j++ {
+			if _, err := s.Register(u, uuid.New()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%2 == 0 {
+			if err := s.SetMeta(u, []byte("kick")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := map[uuid.UUID]bool{}
+	if err := s.EachUAID(func(u uuid.UUID) bool {
+		if got[u] {
+			t.Fatalf("UAID %s listed twice", u)
+		}
+		got[u] = true
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listed %d UAIDs, want %d", len(got), len(want))
+	}
+	for u := range want {
+		if !got[u] {
+			t.Fatalf("UAID %s not listed", u)
+		}
+	}
+	n := 0
+	_ = s.EachUAID(func(uuid.UUID) bool { n++; return n < 5 })
+	if n != 5 {
+		t.Fatalf("stopping early listed %d", n)
+	}
+}
