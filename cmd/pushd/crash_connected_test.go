@@ -21,7 +21,7 @@ func TestKill9LosesNoVersionAcceptedForConnectedClient(t *testing.T) {
 	p := startPushd(t, dataDir, "")
 
 	const channels = 8
-	dev, uaid, chids, paths := registeredDevice(t, p.wsAddr, channels)
+	dev, uaid, chids, paths := registeredDevice(t, p.WSAddr, channels)
 	index := map[string]int{}
 	for i, ch := range chids {
 		index[ch] = i
@@ -66,7 +66,7 @@ func TestKill9LosesNoVersionAcceptedForConnectedClient(t *testing.T) {
 				next[ch]++
 				v := next[ch]
 				mu.Unlock()
-				st, err := putVersion(ctx, p.httpAddr, paths[ch], v)
+				st, err := putVersion(ctx, p.HTTPAddr, paths[ch], v)
 				if err == nil && st == 200 {
 					mu.Lock()
 					accepted[ch] = max(accepted[ch], v)
@@ -87,20 +87,20 @@ func TestKill9LosesNoVersionAcceptedForConnectedClient(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(time.Duration(rand.IntN(100)) * time.Millisecond)
-	p.kill()
+	p.Kill()
 	cancel()
 	wg.Wait()
 	mu.Lock()
 	if okCount == 0 {
 		mu.Unlock()
-		t.Fatalf("no PUT was answered 200 before the kill:\n%s", p.output())
+		t.Fatalf("no PUT was answered 200 before the kill:\n%s", p.Output())
 	}
 	t.Logf("%d PUTs answered 200 before SIGKILL", okCount)
 	mu.Unlock()
 
 	// Restart; the device comes back and gets what it had not acked.
 	p2 := startPushd(t, dataDir, "")
-	dev2 := connect(t, p2.wsAddr)
+	dev2 := connect(t, p2.WSAddr)
 	hello := dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
 	if hello["uaid"] != uaid {
 		t.Fatalf("UAID changed after restart: %v", hello)

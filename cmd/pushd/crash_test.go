@@ -21,7 +21,7 @@ func TestKill9LosesNoAcceptedVersion(t *testing.T) {
 
 	// A device registers its channels, then goes offline.
 	const channels = 16
-	dev, uaid, chids, paths := registeredDevice(t, p.wsAddr, channels)
+	dev, uaid, chids, paths := registeredDevice(t, p.WSAddr, channels)
 	dev.conn.Close()
 
 	// PUT storm: each channel gets increasing versions; remember the
@@ -44,7 +44,7 @@ func TestKill9LosesNoAcceptedVersion(t *testing.T) {
 				next[ch]++
 				v := next[ch]
 				mu.Unlock()
-				st, err := putVersion(ctx, p.httpAddr, paths[ch], v)
+				st, err := putVersion(ctx, p.HTTPAddr, paths[ch], v)
 				if err != nil {
 					continue // the node is gone; this PUT was never answered
 				}
@@ -69,17 +69,17 @@ func TestKill9LosesNoAcceptedVersion(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(time.Duration(rand.IntN(200)) * time.Millisecond)
-	p.kill()
+	p.Kill()
 	cancel()
 	wg.Wait()
 	if okCount == 0 {
-		t.Fatalf("no PUT was accepted before the kill:\n%s", p.output())
+		t.Fatalf("no PUT was accepted before the kill:\n%s", p.Output())
 	}
 	t.Logf("%d PUTs accepted before SIGKILL", okCount)
 
 	// Restart on the same data; the device comes back.
 	p2 := startPushd(t, dataDir, "")
-	dev2 := connect(t, p2.wsAddr)
+	dev2 := connect(t, p2.WSAddr)
 	hello := dev2.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
 	if hello["uaid"] != uaid {
 		t.Fatalf("UAID changed after restart: %v (registrations lost)", hello)

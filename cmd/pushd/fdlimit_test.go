@@ -23,7 +23,7 @@ func TestFloodPastFileLimit(t *testing.T) {
 	// Connections the node accepts and keeps.
 	devs := make([]*device, held)
 	for i := range devs {
-		devs[i] = connect(t, p.wsAddr)
+		devs[i] = connect(t, p.WSAddr)
 		if m := devs[i].roundTrip(map[string]any{"messageType": "hello", "uaid": ""}); m["status"] != float64(200) {
 			t.Fatalf("hello %d: %v", i, m)
 		}
@@ -41,7 +41,7 @@ func TestFloodPastFileLimit(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-			conn, _, err := d.Dial("ws://"+p.wsAddr+"/", nil)
+			conn, _, err := d.Dial("ws://"+p.WSAddr+"/", nil)
 			if err != nil {
 				refused.Add(1)
 				return
@@ -57,8 +57,8 @@ func TestFloodPastFileLimit(t *testing.T) {
 	if refused.Load() == 0 {
 		t.Fatalf("no connection was refused: the cap is not enforced")
 	}
-	if !p.alive() {
-		t.Fatalf("pushd died under the flood:\n%s", p.output())
+	if !p.Alive() {
+		t.Fatalf("pushd died under the flood:\n%s", p.Output())
 	}
 
 	// Every held connection still answers.
@@ -70,7 +70,7 @@ func TestFloodPastFileLimit(t *testing.T) {
 			t.Fatalf("held connection %d: ping answer %q, %v", i, b, err)
 		}
 	}
-	resp, err := http.Get("http://" + p.httpAddr + "/health")
+	resp, err := http.Get("http://" + p.HTTPAddr + "/health")
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("health after flood: %v %v", resp, err)
 	}
@@ -83,7 +83,7 @@ func TestFloodPastFileLimit(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		d := websocket.Dialer{HandshakeTimeout: 2 * time.Second}
-		conn, _, err := d.Dial("ws://"+p.wsAddr+"/", nil)
+		conn, _, err := d.Dial("ws://"+p.WSAddr+"/", nil)
 		if err == nil {
 			conn.Close()
 			break

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,16 +8,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
+
+	"github.com/pushd/pushd/internal/proctest"
 )
 
 // pushdBin is the pushd binary built once for the process tests.
@@ -30,10 +27,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	pushdBin = filepath.Join(dir, "pushd")
-	build := exec.Command("go", "build", "-race", "-o", pushdBin, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if pushdBin, err = proctest.Build(dir, ".", "pushd", true); err != nil {
 		fmt.Fprintln(os.Stderr, "building pushd:", err)
 		os.Exit(1)
 	}
@@ -43,89 +37,14 @@ func TestMain(m *testing.M) {
 }
 
 // proc is a pushd process started by a test.
-type proc struct {
-	cmd      *exec.Cmd
-	wsAddr   string
-	httpAddr string
-	done     chan struct{}
-	mu       sync.Mutex
-	log      strings.Builder
-}
-
-var servingRE = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
+type proc = proctest.Proc
 
 // startPushd runs pushd on ephemeral loopback ports with the given data
-// directory; shell, if not empty, is a shell prefix such as "ulimit -n 300;".
-// It returns once the node logs that it serves.
+// directory; shell, if not empty, is a shell prefix such as "ulimit -n 300 &&".
 func startPushd(t *testing.T, dataDir, shell string, args ...string) *proc {
 	t.Helper()
 	all := append([]string{"-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", dataDir}, args...)
-	var cmd *exec.Cmd
-	if shell != "" {
-		quoted := make([]string, len(all))
-		for i, a := range all {
-			quoted[i] = "'" + a + "'"
-		}
-		cmd = exec.Command("sh", "-c", shell+" exec "+pushdBin+" "+strings.Join(quoted, " "))
-	} else {
-		cmd = exec.Command(pushdBin, all...)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start pushd: %v", err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan [2]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.mu.Lock()
-			p.log.WriteString(line + "\n")
-			p.mu.Unlock()
-			if m := servingRE.FindStringSubmatch(line); m != nil {
-				ready <- [2]string{m[1], m[2]}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.kill() })
-	select {
-	case a := <-ready:
-		p.wsAddr, p.httpAddr = a[0], a[1]
-	case <-p.done:
-		t.Fatalf("pushd exited before serving:\n%s", p.output())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("pushd did not start:\n%s", p.output())
-	}
-	return p
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// alive reports whether the process is still running.
-func (p *proc) alive() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
+	return proctest.Start(t, pushdBin, shell, all...)
 }
 
 // device is a gorilla/websocket client of a pushd process.

@@ -1,0 +1,119 @@
+// Package proctest runs pushd's commands as real processes for tests:
+// build a binary once, start it on ephemeral loopback ports, wait for the
+// line saying it serves, SIGKILL it. Only tests import it.
+package proctest
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Build builds the command in pkgDir (with the race detector when race is
+// set) into dir and returns the binary's path.
+func Build(dir, pkgDir, name string, race bool) (string, error) {
+	bin := filepath.Join(dir, name)
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	cmd := exec.Command("go", append(args, pkgDir)...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	return bin, cmd.Run()
+}
+
+// Proc is a node process (pushd or pushrelay) started by a test.
+type Proc struct {
+	WSAddr, HTTPAddr string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	log  strings.Builder // guarded by mu
+}
+
+var servingRE = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
+
+// Start runs bin with args; shell, if not empty, is a shell prefix such as
+// "ulimit -n 300 &&". It returns once the node logs that it serves, and
+// SIGKILLs it when the test ends.
+func Start(t *testing.T, bin, shell string, args ...string) *Proc {
+	t.Helper()
+	var cmd *exec.Cmd
+	if shell != "" {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = "'" + a + "'"
+		}
+		cmd = exec.Command("sh", "-c", shell+" exec "+bin+" "+strings.Join(quoted, " "))
+	} else {
+		cmd = exec.Command(bin, args...)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &Proc{cmd: cmd, done: make(chan struct{})}
+	ready := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := servingRE.FindStringSubmatch(line); m != nil {
+				select {
+				case ready <- [2]string{m[1], m[2]}:
+				default:
+				}
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.Kill)
+	select {
+	case a := <-ready:
+		p.WSAddr, p.HTTPAddr = a[0], a[1]
+	case <-p.done:
+		t.Fatalf("%s exited before serving:\n%s", bin, p.Output())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not start:\n%s", bin, p.Output())
+	}
+	return p
+}
+
+// Output is what the process logged so far.
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Alive reports whether the process still runs.
+func (p *Proc) Alive() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
