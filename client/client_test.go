@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pushd/pushd/client"
 	"github.com/pushd/pushd/engine"
 )
@@ -211,4 +213,71 @@ func TestRESTTransportRegistersAndLongPolls(t *testing.T) {
 		}
 	}
 	a.version(t, 5)
+}
+
+func TestMultiRegistersManyUAIDsAndAcksWhatItKeeps(t *testing.T) {
+	n := startNode(t, t.TempDir(), "127.0.0.1:0")
+	type update struct {
+		uaid, chid uuid.UUID
+		v          uint64
+	}
+	got := make(chan update, 16)
+	m, err := client.NewMulti(client.MultiConfig{
+		URL:    "ws://" + n.WSAddr().String() + "/",
+		Logger: quiet,
+		OnUpdate: func(p map[uuid.UUID]map[uuid.UUID]uint64) (ack []uuid.UUID) {
+			for u, chans := range p {
+				for c, v := range chans {
+					got <- update{u, c, v}
+				}
+				ack = append(ack, u)
+			}
+			return ack
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); m.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	var eps [3]string
+	uaids := [3]uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	chid := uuid.New() // the same channel ID under three UAIDs: three channels
+	for i, u := range uaids {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			ep, err := m.Register(ctx, u, chid)
+			if err == nil {
+				eps[i] = ep
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("register %d: %v", i, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for i, ep := range eps {
+		if st := put(t, n, ep, uint64(10+i)); st != 200 {
+			t.Fatalf("PUT %d: %d", i, st)
+		}
+		select {
+		case g := <-got:
+			if g.uaid != uaids[i] || g.chid != chid || g.v != uint64(10+i) {
+				t.Fatalf("update %+v, want %s/%s/%d", g, uaids[i], chid, 10+i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no update for PUT %d", i)
+		}
+	}
+	// Acked: the next PUT to each is delivered again, not held.
+	deadline := time.Now().Add(10 * time.Second)
+	for put(t, n, eps[0], 20) != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("PUT after the ack is still held")
+		}
+	}
 }

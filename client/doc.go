@@ -10,6 +10,10 @@
 // with jittered exponential back-off and pings at the interval the server
 // gives, never more often than once a minute.
 //
+// Multi is the seed's multi-UAID transport, for relays: one WebSocket that
+// names many UAIDs, registers channels for any of them, and hands each
+// UPDATE packet to a callback that says which UAIDs to ack.
+//
 // With Config.REST the client uses the REST polling form instead (PROTOCOL.md
 // 4): it registers over HTTP, long polls GET /v1/updates, and acks with
 // POST /v1/ack after the version callbacks.

@@ -1,0 +1,264 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"github.com/pushd/pushd/internal/protocol"
+)
+
+// MultiConfig configures a Multi. Zero values mean the defaults named.
+type MultiConfig struct {
+	// URL is the pushd WebSocket URL. Required.
+	URL string
+	// UAIDs lists the UAIDs to name on each (re)connection. Nil means
+	// none until Register names them.
+	UAIDs func() ([]uuid.UUID, error)
+	// OnUpdate receives each UPDATE packet (uaid -> channel -> version) and
+	// returns the UAIDs to ack: those whose versions it has made safe. It
+	// runs on the connection's reader goroutine, one packet at a time.
+	OnUpdate func(packet map[uuid.UUID]map[uuid.UUID]uint64) (ack []uuid.UUID)
+	// MinBackoff and MaxBackoff bound the reconnect delay. Zero means 1s
+	// and 1m.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives connection errors. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrNotConnected is returned by Multi's requests while it has no
+// connection.
+var ErrNotConnected = errors.New("client: not connected")
+
+// Multi is the seed's multi-UAID client, for relays: one WebSocket that
+// carries many user agents. Its methods are safe for concurrent use;
+// requests go one at a time on the connection.
+type Multi struct {
+	cfg MultiConfig
+
+	reqMu sync.Mutex // one request (and its reply) at a time
+	wmu   sync.Mutex // serialises writes on the connection
+
+	mu sync.Mutex
+	// conn, attached, replies: guarded by mu.
+	conn     *websocket.Conn
+	attached map[uuid.UUID]bool // UAIDs named on conn
+	replies  chan map[string]any
+}
+
+// NewMulti returns a multi-UAID client; call Run to connect.
+func NewMulti(cfg MultiConfig) (*Multi, error) {
+	if cfg.URL == "" {
+		return nil, ErrNoURL
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.UAIDs == nil {
+		cfg.UAIDs = func() ([]uuid.UUID, error) { return nil, nil }
+	}
+	return &Multi{cfg: cfg}, nil
+}
+
+// Run keeps the connection until ctx ends, reconnecting with back-off.
+func (m *Multi) Run(ctx context.Context) {
+	backoff := m.cfg.MinBackoff
+	for ctx.Err() == nil {
+		err := m.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		m.cfg.Logger.Warn("multi-UAID connection lost", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, m.cfg.MaxBackoff)
+	}
+}
+
+func (m *Multi) session(ctx context.Context) error {
+	d := websocket.Dialer{Subprotocols: []string{"push-notification"}, HandshakeTimeout: 10 * time.Second}
+	conn, _, err := d.DialContext(ctx, m.cfg.URL, nil)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	conn.SetReadLimit(1 << 24)
+	all, err := m.cfg.UAIDs()
+	if err != nil {
+		return err
+	}
+	replies := make(chan map[string]any, 1)
+	m.mu.Lock()
+	m.conn, m.attached, m.replies = conn, map[uuid.UUID]bool{}, replies
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		m.conn, m.attached = nil, nil
+		m.mu.Unlock()
+	}()
+	readErr := make(chan error, 1)
+	go func() { readErr <- m.read(conn, replies) }()
+	// Each multi-UAID hello adds to the connection: name them 500 at a time.
+	for i := 0; i == 0 || i < len(all); i += 500 {
+		if err := m.hello(ctx, all[i:min(i+500, len(all))]); err != nil {
+			return err
+		}
+	}
+	return <-readErr
+}
+
+func (m *Multi) hello(ctx context.Context, uaids []uuid.UUID) error {
+	ids := make([]string, len(uaids))
+	for i, u := range uaids {
+		ids[i] = u.String()
+	}
+	if _, err := m.request(ctx, map[string]any{"messageType": "hello", "uaids": ids}, "hello"); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	for _, u := range uaids {
+		if m.attached != nil {
+			m.attached[u] = true
+		}
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// read dispatches incoming messages: replies to the waiting request,
+// UPDATE packets to OnUpdate, then the ack.
+func (m *Multi) read(conn *websocket.Conn, replies chan<- map[string]any) error {
+	for {
+		var msg map[string]any
+		if err := conn.ReadJSON(&msg); err != nil {
+			return err
+		}
+		if msg["messageType"] != "update" {
+			select {
+			case replies <- msg:
+			default:
+				m.cfg.Logger.Warn("reply nobody waits for", "message", msg["messageType"])
+			}
+			continue
+		}
+		if m.cfg.OnUpdate == nil {
+			continue
+		}
+		ack := m.cfg.OnUpdate(decodePacket(msg["updates"]))
+		if len(ack) == 0 {
+			continue
+		}
+		ids := make([]string, len(ack))
+		for i, u := range ack {
+			ids[i] = u.String()
+		}
+		if err := m.write(conn, map[string]any{"messageType": "ack", "uaids": ids}); err != nil {
+			return err
+		}
+	}
+}
+
+// decodePacket reads {"<uaid>":{"<chid>":v}}, skipping malformed entries.
+func decodePacket(v any) map[uuid.UUID]map[uuid.UUID]uint64 {
+	out := map[uuid.UUID]map[uuid.UUID]uint64{}
+	packet, _ := v.(map[string]any)
+	for us, chans := range packet {
+		u, ok := protocol.ParseUUID(us)
+		cm, ok2 := chans.(map[string]any)
+		if !ok || !ok2 {
+			continue
+		}
+		for cs, vv := range cm {
+			chid, ok := protocol.ParseUUID(cs)
+			ver, ok2 := vv.(float64)
+			if !ok || !ok2 || ver < 0 || ver > protocol.MaxVersion {
+				continue
+			}
+			if out[u] == nil {
+				out[u] = map[uuid.UUID]uint64{}
+			}
+			out[u][chid] = uint64(ver)
+		}
+	}
+	return out
+}
+
+func (m *Multi) write(conn *websocket.Conn, v any) error {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	return conn.WriteJSON(v)
+}
+
+// request sends msg and waits for the reply of type want.
+func (m *Multi) request(ctx context.Context, msg map[string]any, want string) (map[string]any, error) {
+	m.reqMu.Lock()
+	defer m.reqMu.Unlock()
+	m.mu.Lock()
+	conn, replies := m.conn, m.replies
+	m.mu.Unlock()
+	if conn == nil {
+		return nil, ErrNotConnected
+	}
+	if err := m.write(conn, msg); err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case r := <-replies:
+			if r["messageType"] != want {
+				continue
+			}
+			if st, _ := r["status"].(float64); st != 200 {
+				return nil, fmt.Errorf("client: %s refused: status %v %v", want, r["status"], r["error"])
+			}
+			return r, nil
+		}
+	}
+}
+
+// Register names uaid on the connection if it is new and registers chid
+// for it, returning the endpoint.
+func (m *Multi) Register(ctx context.Context, uaid, chid uuid.UUID) (string, error) {
+	m.mu.Lock()
+	attached := m.attached[uaid]
+	m.mu.Unlock()
+	if !attached {
+		if err := m.hello(ctx, []uuid.UUID{uaid}); err != nil {
+			return "", err
+		}
+	}
+	r, err := m.request(ctx, map[string]any{"messageType": "register", "uaid": uaid.String(), "channelID": chid.String()}, "register")
+	if err != nil {
+		return "", err
+	}
+	ep, _ := r["pushEndpoint"].(string)
+	if ep == "" {
+		return "", errors.New("client: register answered without an endpoint")
+	}
+	return ep, nil
+}
+
+// Unregister drops chid of uaid.
+func (m *Multi) Unregister(ctx context.Context, uaid, chid uuid.UUID) error {
+	_, err := m.request(ctx, map[string]any{"messageType": "unregister", "uaid": uaid.String(), "channelID": chid.String()}, "unregister")
+	return err
+}
