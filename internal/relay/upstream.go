@@ -77,4 +77,3 @@ func (up *Upstream) update(packet map[uuid.UUID]map[uuid.UUID]uint64) (ack []uui
 	}
 	return ack
 }
-
