@@ -2,20 +2,21 @@
 // network the public cluster cannot reach, fed by one multi-UAID WebSocket
 // to that cluster (-upstream). Devices speak the usual client protocol to
 // it and get the upstream's endpoints; the relay acks upstream only once a
-// version is durable in its own store.
+// version is durable in its own store. It takes every pushd flag (and
+// PUSHD_<NAME> variables) besides -upstream.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/pushd/pushd/engine"
+	"github.com/pushd/pushd/internal/nodeflags"
 	"github.com/pushd/pushd/internal/relay"
 )
 
@@ -27,22 +28,16 @@ func main() {
 }
 
 func run() error {
-	var cfg engine.Config
-	upstream := flag.String("upstream", "", "upstream pushd WebSocket `URL`, e.g. ws://push.example.com:8080/ (required)")
-	flag.StringVar(&cfg.WSAddr, "ws-addr", ":8080", "device WebSocket listener `address`")
-	flag.StringVar(&cfg.HTTPAddr, "http-addr", ":8081", "REST, /health and /metrics listener `address`")
-	flag.StringVar(&cfg.DataDir, "data-dir", "./relay-data", "`directory` of the relay's store")
-	logLevel := flag.String("log-level", "info", "log `level`")
-	flag.Parse()
+	fs := flag.NewFlagSet("pushrelay", flag.ExitOnError)
+	upstream := fs.String("upstream", "", "upstream pushd WebSocket `URL`, e.g. ws://push.example.com:8080/ (required)")
+	opts := nodeflags.Bind(fs, "./relay-data")
+	if err := opts.Parse(fs, os.Args[1:], os.Getenv); err != nil {
+		return err
+	}
 	if *upstream == "" {
 		return fmt.Errorf("-upstream is required")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return err
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
+	cfg := opts.Config
 	up := relay.New(*upstream, cfg.Logger.With("component", "upstream"))
 	cfg.Upstream = up
 	node, err := engine.New(cfg)

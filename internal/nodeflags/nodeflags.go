@@ -1,0 +1,125 @@
+// Package nodeflags binds the command-line flags of a pushd node (pushd and
+// pushrelay) to an engine.Config, reads PUSHD_<NAME> environment variables
+// for flags not given, and applies the process-wide settings (GC target,
+// logger). Only commands import it.
+package nodeflags
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/pushd/pushd/engine"
+)
+
+// Options are a node's flags once parsed.
+type Options struct {
+	Config engine.Config
+
+	gcPercent *int
+	logLevel  *string
+	logFormat *string
+}
+
+// Bind defines the node flags on fs, with defaults dataDir for -data-dir.
+func Bind(fs *flag.FlagSet, dataDir string) *Options {
+	o := &Options{}
+	fs.StringVar(&o.Config.WSAddr, "ws-addr", ":8080", "client WebSocket listener `address`")
+	fs.StringVar(&o.Config.HTTPAddr, "http-addr", ":8081", "ingest, REST, /health and /metrics listener `address`")
+	fs.StringVar(&o.Config.DataDir, "data-dir", dataDir, "`directory` of the Pebble shard and the token key file")
+	fs.StringVar(&o.Config.EndpointURL, "endpoint-url", "http://localhost:8081", "public base `URL` of push endpoints")
+	fs.StringVar(&o.Config.TokenKeys, "token-keys", "", "comma-separated endpoint token `keys` (base64url or hex, 32 bytes; the first seals); empty: DATA-DIR/token.keys, created on first start")
+	fs.DurationVar(&o.Config.LockWait, "lock-wait", 250*time.Millisecond, "how long a PUT waits for an in-flight UPDATE's ack before 503")
+	fs.DurationVar(&o.Config.AckTimeout, "ack-timeout", 15*time.Second, "how long an UPDATE stays in flight without an ack")
+	fs.Float64Var(&o.Config.EndpointRate, "endpoint-rate", 1000, "PUTs per second one endpoint may take before 429; -1 = unlimited")
+	fs.Float64Var(&o.Config.SourceRate, "source-rate", 0, "PUTs per second one source IP may send before 429; 0 = unlimited")
+	fs.Uint64Var(&o.Config.MemTableSize, "memtable-size", 64<<20, "store memtable size in bytes; larger means fewer flushes in the PUT latency tail, filled only as written")
+	fs.DurationVar(&o.Config.KickInterval, "kick-interval", 30*time.Second, "least time between two wake-ups of one UAID")
+	fs.Func("kick-udp-networks", "comma-separated `CIDRs` UDP wake-ups may be sent to; empty: UDP kicks refused", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return err
+			}
+			o.Config.KickUDPNetworks = append(o.Config.KickUDPNetworks, p)
+		}
+		return nil
+	})
+	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				o.Config.KickWebhookPrefixes = append(o.Config.KickWebhookPrefixes, f)
+			}
+		}
+		return nil
+	})
+	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
+	fs.DurationVar(&o.Config.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
+	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
+	fs.DurationVar(&o.Config.PingInterval, "ping-interval", 5*time.Minute, "WebSocket ping interval on quiet connections")
+	fs.DurationVar(&o.Config.PongTimeout, "pong-timeout", 30*time.Second, "how long a pong may take before the connection is dropped")
+	fs.DurationVar(&o.Config.MinPingInterval, "min-ping-interval", 20*time.Second, "closest client pings may come before close 4774")
+	fs.IntVar(&o.Config.MaxMessage, "max-message", 32<<10, "largest client message in bytes")
+	fs.IntVar(&o.Config.MaxChannels, "max-channels", 200, "channels per UAID")
+	fs.IntVar(&o.Config.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
+	fs.IntVar(&o.Config.Workers, "workers", 16, "goroutines carrying out client messages")
+	o.gcPercent = fs.Int("gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
+	fs.IntVar(&o.Config.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")
+	fs.IntVar(&o.Config.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
+	fs.BoolVar(&o.Config.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
+	o.logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	o.logFormat = fs.String("log-format", "text", "log `format`: text or json")
+	return o
+}
+
+// Parse parses args, then fills every flag not given from PUSHD_<NAME>
+// (upper case, dashes as underscores), then sets the GC target and builds
+// the logger into Config.
+func (o *Options) Parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs, getenv); err != nil {
+		return err
+	}
+	debug.SetGCPercent(*o.gcPercent)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*o.logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	if *o.logFormat == "json" {
+		o.Config.Logger = slog.New(slog.NewJSONHandler(os.Stderr, hopts))
+	} else {
+		o.Config.Logger = slog.New(slog.NewTextHandler(os.Stderr, hopts))
+	}
+	return nil
+}
+
+// applyEnv sets every flag not given on the command line from
+// PUSHD_<NAME>, if that variable is set.
+func applyEnv(fs *flag.FlagSet, getenv func(string) string) error {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		name := "PUSHD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s: %w", name, e)
+			}
+		}
+	})
+	return err
+}
