@@ -162,6 +162,9 @@ func (c *client) sendText(n *Node, msg []byte) bool {
 	return c.send(n, wsframe.AppendText(make([]byte, 0, len(msg)+10), msg))
 }
 
+// pingFrame is the server's WebSocket ping.
+func pingFrame() []byte { return wsframe.AppendFrame(nil, ws.OpPing, nil) }
+
 // closeWith sends a close frame with code and closes the connection once it
 // is written. Safe off the event loop; only the first call has effect.
 func (c *client) closeWith(n *Node, code ws.StatusCode, reason string) {
@@ -217,15 +220,25 @@ func (l *connList) remove(c *client) {
 	s.mu.Unlock()
 }
 
-// each calls f for every connection, one shard at a time, with the shard
-// locked: f must not block.
-func (l *connList) each(f func(c *client)) {
+// each calls act for every connection that pick chooses. pick runs with
+// the connection's shard locked and must be cheap; act runs after the
+// shard is unlocked, so its writes and syscalls never hold up the event
+// loops that add and remove connections.
+func (l *connList) each(pick func(c *client) bool, act func(c *client)) {
+	var batch []*client
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
 		for c := s.head; c != nil; c = c.next {
-			f(c)
+			if pick(c) {
+				batch = append(batch, c)
+			}
 		}
 		s.mu.Unlock()
+		for j, c := range batch {
+			act(c)
+			batch[j] = nil
+		}
+		batch = batch[:0]
 	}
 }

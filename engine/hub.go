@@ -32,7 +32,7 @@ func newHub() *hub {
 }
 
 func (h *hub) stripe(u uuid.UUID) *hubStripe {
-	return &h.stripes[(uint(u[15])^uint(u[6])<<3^uint(u[0])<<1)%hubStripes]
+	return &h.stripes[uaidHash(u)%hubStripes]
 }
 
 // get returns the connection holding u, nil if none.

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/pushd/pushd/engine"
+	"github.com/pushd/pushd/shardstore"
 )
 
 // PROTOCOL.md 2.4, 2.5 and 6.2: notifications, acks and the in-flight
@@ -358,5 +361,31 @@ func TestFlightMovesToNewestConnection(t *testing.T) {
 	}
 	if got := c2.expectNotification(); got[chid] != 2 {
 		t.Fatalf("notification %v, want %s:2", got, chid)
+	}
+}
+
+// TestStoreWhileInFlightIsSentAfterTheAck: Node.Store (the relay's way in)
+// does not wait for the client; the version stays pending and goes out
+// right after the client acks the UPDATE in flight.
+func TestStoreWhileInFlightIsSentAfterTheAck(t *testing.T) {
+	n := testNode(t, nil)
+	c := dial(t, n)
+	u, _ := uuid.Parse(c.hello(""))
+	chid := newUUID()
+	ep := localEndpoint(n, c.register(chid))
+	if st := putVersion(t, ep, 1); st != 200 {
+		t.Fatalf("PUT: %d", st)
+	}
+	c.expectNotification() // version 1 in flight, not acked yet
+
+	// (Were Store to wait for the ack, which comes only after it, it would
+	// give up with PutBusy.)
+	st, err := n.Store(u, uuid.MustParse(chid), shardstore.Put{Version: 2})
+	if err != nil || st != engine.PutStored {
+		t.Fatalf("Store while in flight: %v %v, want PutStored", st, err)
+	}
+	c.ack(chid, 1)
+	if got := c.expectNotification(); got[chid] != 2 {
+		t.Fatalf("after the ack: %v, want %s:2", got, chid)
 	}
 }

@@ -142,7 +142,7 @@ func newKicker() *kicker {
 // never blocks.
 func (n *Node) maybeKick(u uuid.UUID) {
 	k := n.kicker
-	slot := int(uint(u[15])|uint(u[14])<<8) % len(k.last)
+	slot := int(uaidHash(u) % uint64(len(k.last)))
 	now := time.Now().UnixNano()
 	k.mu.Lock()
 	if now-k.last[slot] < n.cfg.KickInterval.Nanoseconds() {

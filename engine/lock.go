@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,9 @@ type slot struct {
 	held    bool
 	flight  *flight
 	waiters int
+	// dirty: a version was stored for the UAID while its UPDATE was in
+	// flight (Node.Store), so it must be sent once the flight ends.
+	dirty bool
 	// changed is closed (and cleared) whenever held or flight changes and
 	// someone waits; nil when nobody waits.
 	changed chan struct{}
@@ -71,13 +75,21 @@ func (s *lockStripe) find(u uuid.UUID) *slot {
 }
 
 func (t *lockTable) stripe(u uuid.UUID) *lockStripe {
-	// UAIDs are hashed by the store too; the low bytes of a UUID4 are
-	// random, but clients choose their UAIDs, so mix a few bytes.
-	h := uint32(u[15]) | uint32(u[14])<<8 | uint32(u[3])<<16 | uint32(u[7])<<24
-	h ^= h >> 13
-	h *= 0x5bd1e995
-	h ^= h >> 15
-	return &t.stripes[h%lockStripes]
+	return &t.stripes[uaidHash(u)%lockStripes]
+}
+
+// uaidHash spreads UAIDs over the fixed tables of this package (lock
+// stripes, hub stripes, waiter stripes, kick slots). Clients choose their
+// UAIDs, so no byte of one can be trusted to be random: all sixteen are
+// mixed (the 64-bit finaliser of MurmurHash3).
+func uaidHash(u uuid.UUID) uint64 {
+	h := binary.LittleEndian.Uint64(u[:8]) ^ binary.LittleEndian.Uint64(u[8:])*0x9e3779b97f4a7c15
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
 // acquire takes the UAID's slot, waiting until deadline at most. With
@@ -148,25 +160,56 @@ func (t *lockTable) flightOf(u uuid.UUID) *flight {
 	return s.find(u).flight
 }
 
-// setFlight replaces the UAID's flight (nil ends it).
+// setFlight replaces the UAID's flight. With nil it ends the flight and
+// reports whether a version was stored meanwhile (markDirty), which then
+// must be sent.
 // REQUIRES: the caller holds the UAID's slot.
-func (t *lockTable) setFlight(u uuid.UUID, f *flight) {
+func (t *lockTable) setFlight(u uuid.UUID, f *flight) (dirty bool) {
 	s := t.stripe(u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.setFlightLocked(s.find(u), f)
+	return t.setFlightLocked(s.find(u), f)
 }
 
+// markDirty notes that u got a version while in flight; false if u is not
+// in flight.
+// REQUIRES: the caller holds the UAID's slot.
+func (t *lockTable) markDirty(u uuid.UUID) bool {
+	s := t.stripe(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sl := s.find(u)
+	if sl.flight == nil {
+		return false
+	}
+	sl.dirty = true
+	return true
+}
+
+// setFlightLocked replaces the slot's flight and returns the dirty mark,
+// which an ending flight clears.
 // REQUIRES: the slot's stripe mu held.
-func (t *lockTable) setFlightLocked(sl *slot, f *flight) {
+func (t *lockTable) setFlightLocked(sl *slot, f *flight) (dirty bool) {
 	switch {
 	case sl.flight == nil && f != nil:
 		t.inflight.Add(1)
 	case sl.flight != nil && f == nil:
 		t.inflight.Add(-1)
 	}
+	dirty = sl.dirty
+	if f == nil {
+		sl.dirty = false
+	}
 	sl.flight = f
 	sl.signalLocked()
+	return dirty
+}
+
+// startFlight puts u in flight to c (nil: a REST poller) with the
+// versions sent, until the ack timeout.
+// REQUIRES: the caller holds u's slot.
+func (n *Node) startFlight(u uuid.UUID, c *client, sent []protocol.Update) {
+	n.locks.setFlight(u, &flight{to: c, sent: sent, deadline: time.Now().Add(n.cfg.AckTimeout)})
 }
 
 // expire ends every flight whose ack timeout passed before now, so that

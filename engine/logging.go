@@ -4,10 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-
-	"github.com/gobwas/ws"
-
-	"github.com/pushd/pushd/internal/wsframe"
 )
 
 // gnetLogger routes gnet's logs into slog.
@@ -33,6 +29,3 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 		f.l.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
 	}
 }
-
-// pingFrame is the server's WebSocket ping.
-func pingFrame() []byte { return wsframe.AppendFrame(nil, ws.OpPing, nil) }

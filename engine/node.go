@@ -296,11 +296,11 @@ func (n *Node) sweep() {
 func (n *Node) sweepOnce(now time.Time) {
 	ms := now.UnixMilli()
 	var ping []byte
-	n.conns.each(func(c *client) {
-		phase, deadline := c.liveState()
-		if ms < deadline || c.closing.Load() {
-			return
-		}
+	n.conns.each(func(c *client) bool {
+		_, deadline := c.liveState()
+		return ms >= deadline && !c.closing.Load()
+	}, func(c *client) {
+		phase, _ := c.liveState()
 		switch phase {
 		case phaseHandshake:
 			c.closing.Store(true)
@@ -330,7 +330,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.ready.Store(false)
 	close(n.quit)
 	_ = n.wsLn.Close()
-	n.conns.each(func(c *client) { c.closeWith(n, ws.StatusGoingAway, "server shutting down") })
+	n.conns.each(func(*client) bool { return true }, func(c *client) {
+		c.closeWith(n, ws.StatusGoingAway, "server shutting down")
+	})
 	for n.nconns.Load() > 0 && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():

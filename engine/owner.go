@@ -61,6 +61,25 @@ func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 		return PutBusy, nil
 	}
 	defer n.locks.release(u)
+	return n.putLocked(u, chid, p)
+}
+
+// Store records a version event like Put, but does not wait for an
+// in-flight UPDATE: a version stored meanwhile stays pending and is sent as
+// soon as the client acknowledges the flight. A relay stores what its
+// upstream sends this way, so that its own device's pace never holds up
+// the upstream ack. It answers PutStored for a version left pending.
+func (n *Node) Store(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
+	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+		return PutBusy, nil
+	}
+	defer n.locks.release(u)
+	return n.putLocked(u, chid, p)
+}
+
+// putLocked stores a version event and delivers or queues it.
+// REQUIRES: u's slot held.
+func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 	res, err := n.store.Put(u, chid, p)
 	if err != nil {
 		return PutFailed, fmt.Errorf("%w: put: %w", ErrStore, err)
@@ -79,6 +98,9 @@ func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
 	if res.Outcome == shardstore.PutStale {
 		// Nothing changed; answer as the accepted PUT was answered.
 		return PutDelivered, nil
+	}
+	if n.locks.markDirty(u) {
+		return PutStored, nil // in flight (only via Store): sent after the ack
 	}
 	if !n.deliverLocked(c, u, res.Pending) {
 		return PutStored, nil
@@ -104,7 +126,7 @@ func (n *Node) deliverLocked(c *client, u uuid.UUID, pending []shardstore.Channe
 		return false
 	}
 	n.metrics.notifications.Inc()
-	n.locks.setFlight(u, &flight{to: c, sent: updates, deadline: time.Now().Add(n.cfg.AckTimeout)})
+	n.startFlight(u, c, updates)
 	return true
 }
 
@@ -143,9 +165,7 @@ func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached 
 	defer n.locks.release(u)
 	n.attachLocked(c, u)
 	attached(u)
-	if err := n.flushLocked(c, u); err != nil {
-		n.log.Error("hello: sending pending versions", "uaid", u, "err", err)
-	}
+	n.flushLocked(c, u)
 	return true
 }
 
@@ -178,19 +198,14 @@ func (n *Node) attachLocked(c *client, u uuid.UUID) {
 // flushLocked sends u's pending versions to c on its first attach, taking
 // over a flight to an older connection.
 // REQUIRES: u's slot held.
-func (n *Node) flushLocked(c *client, u uuid.UUID) error {
+func (n *Node) flushLocked(c *client, u uuid.UUID) {
 	if f := n.locks.flightOf(u); f != nil {
 		if f.to == c {
-			return nil
+			return
 		}
 		n.locks.setFlight(u, nil)
 	}
-	pending, err := n.store.Pending(u)
-	if err != nil {
-		return fmt.Errorf("%w: pending: %w", ErrStore, err)
-	}
-	n.deliverLocked(c, u, pending)
-	return nil
+	n.sendPendingLocked(c, u)
 }
 
 // attachMulti attaches newly named UAIDs of a multi-UAID connection and
@@ -222,7 +237,7 @@ func (n *Node) attachMulti(c *client, uaids []uuid.UUID) bool {
 		if len(pending) > 0 {
 			ups := toUpdates(pending)
 			packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
-			n.locks.setFlight(u, &flight{to: c, sent: ups, deadline: time.Now().Add(n.cfg.AckTimeout)})
+			n.startFlight(u, c, ups)
 		}
 		n.locks.release(u)
 		if len(packet) >= multiBatch {
@@ -309,10 +324,24 @@ func (n *Node) ownerAck(c *client, u uuid.UUID, acks []ackItem) {
 		}
 	}
 	if len(left) == 0 {
-		n.locks.setFlight(u, nil)
+		if n.locks.setFlight(u, nil) {
+			n.sendPendingLocked(c, u)
+		}
 	} else if len(left) < len(f.sent) {
 		n.locks.setFlight(u, &flight{to: c, sent: left, deadline: f.deadline})
 	}
+}
+
+// sendPendingLocked reads u's pending versions and sends them to c: on
+// attach, and after a flight ended with versions stored meanwhile (Store).
+// REQUIRES: u's slot held.
+func (n *Node) sendPendingLocked(c *client, u uuid.UUID) {
+	pending, err := n.store.Pending(u)
+	if err != nil {
+		n.log.Error("reading pending versions", "uaid", u, "err", err)
+		return
+	}
+	n.deliverLocked(c, u, pending)
 }
 
 func acked(acks []ackItem, s protocol.Update) bool {
@@ -344,7 +373,13 @@ func (n *Node) ownerAckFlight(c *client, u uuid.UUID) {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
 	}
-	n.locks.setFlight(u, nil)
+	if n.locks.setFlight(u, nil) {
+		if c != nil {
+			n.sendPendingLocked(c, u)
+		} else {
+			n.waiters.wake(u) // a REST poller polls again
+		}
+	}
 }
 
 // ownerDetach forgets c as u's connection and ends a flight sent to it;

@@ -195,7 +195,7 @@ func (n *Node) restCollect(uaids []uuid.UUID) []protocol.UAIDUpdates {
 			if len(pending) > 0 {
 				ups := toUpdates(pending)
 				packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
-				n.locks.setFlight(u, &flight{to: nil, sent: ups, deadline: time.Now().Add(n.cfg.AckTimeout)})
+				n.startFlight(u, nil, ups)
 			}
 		}
 		n.locks.release(u)

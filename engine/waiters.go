@@ -20,7 +20,7 @@ type waiters struct {
 }
 
 func (w *waiters) stripe(u uuid.UUID) int {
-	return int(uint(u[15])^uint(u[9])<<2) % waiterStripes
+	return int(uaidHash(u) % waiterStripes)
 }
 
 // add registers ch to be woken by a version for any of uaids. ch must have

@@ -93,7 +93,8 @@ func (d *device) read() map[string]any {
 	return m
 }
 
-// expectVersion reads until a notification of chid with version v.
+// expectVersion reads until a notification of chid with version v,
+// acking every notification as a device does.
 func (d *device) expectVersion(chid string, v uint64) {
 	d.t.Helper()
 	for {
@@ -101,10 +102,10 @@ func (d *device) expectVersion(chid string, v uint64) {
 		if m["messageType"] != "notification" {
 			continue
 		}
+		_ = d.conn.WriteJSON(map[string]any{"messageType": "ack", "updates": m["updates"]})
 		for _, u := range m["updates"].([]any) {
 			up := u.(map[string]any)
 			if up["channelID"] == chid && uint64(up["version"].(float64)) == v {
-				_ = d.conn.WriteJSON(map[string]any{"messageType": "ack", "updates": m["updates"]})
 				return
 			}
 		}

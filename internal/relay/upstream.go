@@ -57,15 +57,15 @@ func (up *Upstream) uaids() ([]uuid.UUID, error) {
 	return all, err
 }
 
-// update stores a packet's versions through the node's own PUT path and
-// returns the UAIDs whose versions all are durable. A version that could
-// not be stored (the device's own UPDATE in flight past the lock wait)
+// update stores a packet's versions in the node (Node.Store: durable, and
+// delivered or queued behind the device's own UPDATE in flight) and returns
+// the UAIDs whose versions all are durable. A version the store failed
 // leaves its UAID unacked; upstream sends it again after its ack timeout.
 func (up *Upstream) update(packet map[uuid.UUID]map[uuid.UUID]uint64) (ack []uuid.UUID) {
 	for u, chans := range packet {
 		durable := true
 		for chid, v := range chans {
-			st, err := up.node.Put(u, chid, shardstore.Put{Version: v})
+			st, err := up.node.Store(u, chid, shardstore.Put{Version: v})
 			if err != nil || st == engine.PutBusy {
 				durable = false
 				up.log.Debug("relay: version not stored yet", "uaid", u, "status", st, "err", err)
