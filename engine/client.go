@@ -59,6 +59,13 @@ type client struct {
 	helloDone bool
 	multi     bool
 	shard     uint8
+	// retired: guarded by mu; set when the close job is queued, after
+	// which nothing else is.
+	retired bool
+	// id names the connection to owners on other nodes (edgeTable); 0
+	// until it is first needed. Written by the mailbox's worker before the
+	// client is shared through the edge table.
+	id uint32
 }
 
 // Close codes pushd sends besides gobwas/ws's RFC 6455 ones (PROTOCOL.md
@@ -95,11 +102,15 @@ type jobKind uint8
 const (
 	jobMessage jobKind = iota
 	jobClosed          // the connection closed: undo its presence
+	jobDeliver         // an owner on another node sends packet
+	jobAttach          // this node took over uaid's ownership: attach it
 )
 
 type job struct {
-	kind jobKind
-	msg  protocol.Message
+	kind   jobKind
+	msg    protocol.Message
+	packet []protocol.UAIDUpdates // jobDeliver
+	uaid   uuid.UUID              // jobAttach
 }
 
 // mailboxLimit bounds a connection's queued messages; a client that sends
@@ -108,12 +119,17 @@ const mailboxLimit = 32
 
 // enqueue adds a job to the mailbox and schedules the connection on the
 // worker pool if it is not already. It never blocks: the run queue has room
-// for every connection. It reports false when the mailbox is full.
+// for every connection. It reports false when the mailbox is full or the
+// connection retired. Deliveries are not bounded here: an owner has at
+// most one UPDATE in flight per UAID.
 func (c *client) enqueue(n *Node, j job) bool {
 	c.mu.Lock()
-	if j.kind == jobMessage && len(c.queue) >= mailboxLimit {
+	if c.retired || (j.kind == jobMessage && len(c.queue) >= mailboxLimit) {
 		c.mu.Unlock()
 		return false
+	}
+	if j.kind == jobClosed {
+		c.retired = true
 	}
 	c.queue = append(c.queue, j)
 	schedule := !c.scheduled

@@ -109,6 +109,28 @@ type Config struct {
 	// Nil means a node of its own.
 	Upstream Upstream
 
+	// NodeName names the node in its cluster. Zero means the host name and
+	// the client listener's port.
+	NodeName string
+	// ClusterAddr is the gossip (memberlist) address, host:port. Zero
+	// means a standalone node: a cluster of one.
+	ClusterAddr string
+	// ClusterRPCAddr is the listener for calls between nodes. Zero means
+	// ClusterAddr's host and a free port (members learn it by gossip).
+	ClusterRPCAddr string
+	// Join lists gossip addresses of members to join. Zero means this node
+	// starts the cluster.
+	Join []string
+	// Replicas is how many nodes of a UAID's preference list hold its
+	// records; a version is answered 200/202 only when it is durable on
+	// min(Replicas, members) of them. Zero means 2.
+	Replicas int
+	// ClusterKey is the cluster secret (at least 16 bytes): it encrypts
+	// gossip and authenticates calls between nodes. Required with
+	// ClusterAddr. When TokenKeys is zero, the endpoint token key is
+	// derived from it, so that every node opens every node's endpoints.
+	ClusterKey string
+
 	// Logger receives the node's structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -149,6 +171,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
+	defInt(&c.Replicas, 2)
 	def(&c.KickInterval, 30*time.Second)
 	if c.EndpointRate == 0 {
 		c.EndpointRate = 1000

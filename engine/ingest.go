@@ -52,6 +52,8 @@ func (n *Node) serveHTTP(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"status":"ok"}`)
 	case n.cfg.Pprof && bytes.HasPrefix(path, []byte("/debug/pprof/")):
 		pprofhandler.PprofHandler(ctx)
+	case string(path) == "/cluster":
+		n.serveCluster(ctx)
 	case string(path) == "/metrics":
 		ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 		_, _ = n.metrics.reg.WriteTo(ctx)

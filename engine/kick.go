@@ -230,14 +230,5 @@ func (n *Node) setKick(u uuid.UUID, t KickTarget) error {
 	if err != nil {
 		return err
 	}
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return errors.New("server busy")
-	}
-	defer n.locks.release(u)
-	// Firefox OS repeats its wake-up address in every hello: write only
-	// what changed.
-	if old, err := n.store.Meta(u); err == nil && bytes.Equal(old, b) {
-		return nil
-	}
-	return n.store.SetMeta(u, b)
+	return n.routeSetKick(u, b)
 }

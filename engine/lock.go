@@ -56,7 +56,7 @@ type slot struct {
 // flight is an UPDATE that awaits its ack. It is immutable once started;
 // acks replace it.
 type flight struct {
-	to       *client // the connection it was sent to
+	to       holder // the connection it was sent to (zero: a REST poller)
 	sent     []protocol.Update
 	deadline time.Time
 }
@@ -205,11 +205,11 @@ func (t *lockTable) setFlightLocked(sl *slot, f *flight) (dirty bool) {
 	return dirty
 }
 
-// startFlight puts u in flight to c (nil: a REST poller) with the
-// versions sent, until the ack timeout.
+// startFlight puts u in flight to h (the zero holder: a REST poller) with
+// the versions sent, until the ack timeout.
 // REQUIRES: the caller holds u's slot.
-func (n *Node) startFlight(u uuid.UUID, c *client, sent []protocol.Update) {
-	n.locks.setFlight(u, &flight{to: c, sent: sent, deadline: time.Now().Add(n.cfg.AckTimeout)})
+func (n *Node) startFlight(u uuid.UUID, h holder, sent []protocol.Update) {
+	n.locks.setFlight(u, &flight{to: h, sent: sent, deadline: time.Now().Add(n.cfg.AckTimeout)})
 }
 
 // expire ends every flight whose ack timeout passed before now, so that

@@ -31,6 +31,12 @@ type nodeMetrics struct {
 	puts              *metrics.CounterVec
 	putLatency        *metrics.Histogram
 	commitLatency     *metrics.Histogram
+
+	calls               *metrics.CounterVec
+	ringChanges         *metrics.Counter
+	fillWaits           *metrics.Counter
+	handoffRecords      *metrics.Counter
+	replicationFailures *metrics.Counter
 }
 
 var closeCodes = []string{"1000", "1001", "1002", "1003", "1007", "1008", "1009", "1013", "4001", "4774"}
@@ -58,6 +64,14 @@ func newNodeMetrics() *nodeMetrics {
 		puts:              r.CounterVec("pushd_puts_total", "App-server PUTs, by HTTP status.", "status", "200", "202", "400", "404", "405", "413", "429", "500", "503"),
 		putLatency:        r.Histogram("pushd_put_duration_seconds", "Time to answer a PUT.", metrics.LatencyBuckets()),
 		commitLatency:     r.Histogram("pushd_store_commit_duration_seconds", "Store commit latency (synced and unsynced).", metrics.LatencyBuckets()),
+
+		calls: r.CounterVec("pushd_cluster_calls_total", "Calls to other nodes, by method.", "method",
+			"put", "hello", "attach", "register", "unregister", "set_kick", "ack", "ack_flight", "detach", "collect",
+			"deliver", "close", "replicate", "replica_ack", "replica_unregister", "export", "presence", "stats", "unknown"),
+		ringChanges:         r.Counter("pushd_cluster_ring_changes_total", "Member lists put in force."),
+		fillWaits:           r.Counter("pushd_cluster_fill_timeouts_total", "Owner operations that gave up waiting for a UAID's records to arrive from its previous holders."),
+		handoffRecords:      r.Counter("pushd_cluster_handoff_records_total", "Store records fetched from other nodes after a membership change."),
+		replicationFailures: r.Counter("pushd_cluster_replication_failures_total", "Writes refused because a replica did not confirm them."),
 	}
 }
 

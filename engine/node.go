@@ -14,6 +14,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/internal/token"
 	"github.com/pushd/pushd/shardstore"
 )
@@ -52,6 +53,16 @@ type Node struct {
 	gcli     *gnet.Client
 	http     *fasthttp.Server
 
+	// Cluster (cluster.go): this node's name, the member list and ring in
+	// force, the call listener and gossip (nil when standalone), the edge
+	// side of presence, and the partitions being taken over.
+	self  string
+	view  atomic.Pointer[view]
+	tr    *cluster.Transport
+	ml    *cluster.Membership
+	edges edgeTable
+	fills [cluster.Partitions]atomic.Pointer[fill]
+
 	ready    atomic.Bool
 	shutdown atomic.Bool
 	quit     chan struct{}
@@ -86,7 +97,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.runq = make(chan *client, n.maxConns+64)
 
-	if n.keys, err = token.LoadOrCreate(cfg.DataDir, cfg.TokenKeys); err != nil {
+	if cfg.ClusterAddr != "" && len(cfg.ClusterKey) < cluster.MinKeySize {
+		return nil, fmt.Errorf("engine: a clustered node needs a cluster key of at least %d bytes", cluster.MinKeySize)
+	}
+	tokenKeys := cfg.TokenKeys
+	if tokenKeys == "" && cfg.ClusterAddr != "" {
+		tokenKeys = clusterTokenKey(cfg.ClusterKey)
+	}
+	if n.keys, err = token.LoadOrCreate(cfg.DataDir, tokenKeys); err != nil {
 		return nil, fmt.Errorf("engine: token keys: %w", err)
 	}
 	n.store, err = shardstore.Open(shardstore.Options{
@@ -114,6 +132,11 @@ func New(cfg Config) (*Node, error) {
 		_ = n.store.Close()
 		return nil, fmt.Errorf("engine: http listener: %w", err)
 	}
+	n.self = cfg.NodeName
+	if n.self == "" {
+		n.self = defaultNodeName(n.wsLn.Addr())
+	}
+	n.view.Store(&view{ring: cluster.NewRing([]string{n.self}, 1), addrs: map[string]string{}})
 	n.http = &fasthttp.Server{
 		Handler:            n.serveHTTP,
 		ErrorHandler:       httpRequestError,
@@ -136,6 +159,8 @@ func (n *Node) registerGauges() {
 	r.GaugeFunc("pushd_connection_cap", "Client connections this node accepts before refusing.", func() float64 { return float64(n.maxConns) })
 	r.GaugeFunc("pushd_uaids_connected", "UAIDs with a connection on this node.", func() float64 { return float64(n.hub.n.Load()) })
 	r.GaugeFunc("pushd_uaids_in_flight", "UAIDs with an unacknowledged UPDATE.", func() float64 { return float64(n.locks.inflight.Load()) })
+	r.GaugeFunc("pushd_cluster_members", "Members in the ring in force.", func() float64 { return float64(n.view.Load().ring.Len()) })
+	r.GaugeFunc("pushd_cluster_ring_share", "Fraction of the ring this node owns.", func() float64 { return n.view.Load().ring.Share(n.self) })
 	r.CounterFunc("pushd_store_commits_total", "Store commits.", func() float64 { return float64(n.store.Stats().Commits) })
 	r.CounterFunc("pushd_store_synced_commits_total", "Store commits synced to disk.", func() float64 { return float64(n.store.Stats().SyncedCommits) })
 }
@@ -161,6 +186,9 @@ func (n *Node) Start() error {
 	}
 	if n.cfg.SocketSendBuffer > 0 {
 		opts = append(opts, gnet.WithSocketSendBuffer(n.cfg.SocketSendBuffer))
+	}
+	if err := n.startCluster(); err != nil {
+		return err
 	}
 	var err error
 	if n.gcli, err = gnet.NewClient(&loopHandler{n: n}, opts...); err != nil {
@@ -193,7 +221,7 @@ func (n *Node) Start() error {
 	}()
 	n.ready.Store(true)
 	n.log.Info("pushd node serving", "ws", n.WSAddr().String(), "http", n.HTTPAddr().String(),
-		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir)
+		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir, "node", n.self, "members", n.view.Load().ring.Len(), "gossip", n.cfg.ClusterAddr)
 	return nil
 }
 
@@ -347,6 +375,8 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	// Serve may not have registered the listener yet when Shutdown comes
 	// right after Start, and then ShutdownWithContext does not close it.
 	_ = n.httpLn.Close()
+	n.leave()
+	errs = append(errs, n.stopCluster())
 	n.bg.Wait()
 	close(n.runq)
 	n.wg.Wait()

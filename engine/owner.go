@@ -1,7 +1,7 @@
 package engine
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -13,9 +13,12 @@ import (
 )
 
 // This file holds the owner operations: everything that reads or changes a
-// UAID's stored state or presence. Each runs with the UAID's lock slot held,
-// off the event loops (in a worker or an HTTP handler), and may block on the
-// store.
+// UAID's stored state or presence, carried out by the node that owns the
+// UAID (route.go brings them there). Each runs with the UAID's lock slot
+// held, off the event loops (in a worker, an HTTP handler or a call from
+// another node), and may block on the store. Connections are named by
+// holders (holder.go), so a connection on another node is served exactly
+// like one of this node.
 
 // opWait bounds how long an operation other than a PUT waits for a UAID's
 // slot. Slots are held only for one store operation, so reaching it means
@@ -47,36 +50,6 @@ const (
 // ErrStore wraps store failures reported to clients.
 var ErrStore = errors.New("engine: store failure")
 
-type ackItem struct {
-	chid    uuid.UUID
-	version uint64
-}
-
-// Put records a version event for (uaid, chid): it waits up to the lock
-// wait for an in-flight UPDATE of the UAID to be acknowledged, makes the
-// version durable, and delivers every pending version of the UAID to its
-// connection if it has one.
-func (n *Node) Put(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
-	if !n.locks.acquire(u, true, time.Now().Add(n.cfg.LockWait)) {
-		return PutBusy, nil
-	}
-	defer n.locks.release(u)
-	return n.putLocked(u, chid, p)
-}
-
-// Store records a version event like Put, but does not wait for an
-// in-flight UPDATE: a version stored meanwhile stays pending and is sent as
-// soon as the client acknowledges the flight. A relay stores what its
-// upstream sends this way, so that its own device's pace never holds up
-// the upstream ack. It answers PutStored for a version left pending.
-func (n *Node) Store(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return PutBusy, nil
-	}
-	defer n.locks.release(u)
-	return n.putLocked(u, chid, p)
-}
-
 // putLocked stores a version event and delivers or queues it.
 // REQUIRES: u's slot held.
 func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
@@ -87,8 +60,13 @@ func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error)
 	if res.Outcome == shardstore.PutNotRegistered {
 		return PutNotFound, nil
 	}
-	c := n.hub.get(u)
-	if c == nil {
+	if res.Outcome == shardstore.PutStored {
+		if err := n.replicateUAID(u); err != nil {
+			return PutFailed, err
+		}
+	}
+	h := n.hub.get(u)
+	if h.none() {
 		if res.Outcome == shardstore.PutStored {
 			n.waiters.wake(u)
 			n.maybeKick(u)
@@ -102,31 +80,25 @@ func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error)
 	if n.locks.markDirty(u) {
 		return PutStored, nil // in flight (only via Store): sent after the ack
 	}
-	if !n.deliverLocked(c, u, res.Pending) {
+	if !n.deliverLocked(h, u, res.Pending) {
 		return PutStored, nil
 	}
 	return PutDelivered, nil
 }
 
-// deliverLocked sends pending, every pending version of u, to c and puts u
+// deliverLocked sends pending, every pending version of u, to h and puts u
 // in flight. It reports whether an UPDATE was written.
 // REQUIRES: u's slot held.
-func (n *Node) deliverLocked(c *client, u uuid.UUID, pending []shardstore.Channel) bool {
+func (n *Node) deliverLocked(h holder, u uuid.UUID, pending []shardstore.Channel) bool {
 	if len(pending) == 0 {
 		return false
 	}
 	updates := toUpdates(pending)
-	var msg []byte
-	if c.multi {
-		msg = protocol.AppendUpdate(nil, []protocol.UAIDUpdates{{UAID: u, Updates: updates}})
-	} else {
-		msg = protocol.AppendNotification(nil, updates)
-	}
-	if !c.sendText(n, msg) {
+	if !n.sendTo(h, packetOf(u, updates)) {
 		return false
 	}
 	n.metrics.notifications.Inc()
-	n.startFlight(u, c, updates)
+	n.startFlight(u, h, updates)
 	return true
 }
 
@@ -138,35 +110,33 @@ func toUpdates(chans []shardstore.Channel) []protocol.Update {
 	return ups
 }
 
-// ownerHello attaches c as the connection of u (or of a fresh UAID when the
-// server holds no registration for one of channelIDs: the client's state
-// was lost), calls attached with the UAID in use, then sends the pending
-// versions. It reports false when the store failed.
-func (n *Node) ownerHello(c *client, u uuid.UUID, channelIDs []string, attached func(uuid.UUID)) bool {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return false
+// ownerHello attaches h as the connection of u, calls attached (when not
+// nil) and sends u's pending versions. known is false, and nothing
+// attached, when the server holds no registration for one of channelIDs:
+// the client's state was lost and it starts over with a fresh UAID. ok is
+// false when the store failed.
+func (n *Node) ownerHello(h holder, u uuid.UUID, channelIDs []string, attached func()) (known, ok bool) {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
+		return false, false
 	}
+	defer n.locks.release(u)
 	if len(channelIDs) > 0 {
 		known, err := n.knowsChannels(u, channelIDs)
 		if err != nil {
-			n.locks.release(u)
 			n.log.Error("hello: reading channels", "uaid", u, "err", err)
-			return false
+			return false, false
 		}
 		if !known {
-			n.locks.release(u)
 			n.metrics.uaidResets.Inc()
-			u = uuid.New()
-			if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-				return false
-			}
+			return false, true
 		}
 	}
-	defer n.locks.release(u)
-	n.attachLocked(c, u)
-	attached(u)
-	n.flushLocked(c, u)
-	return true
+	n.attachLocked(h, u)
+	if attached != nil {
+		attached()
+	}
+	n.flushLocked(h, u)
+	return true, true
 }
 
 // knowsChannels reports whether every channel ID names a registration of
@@ -184,50 +154,49 @@ func (n *Node) knowsChannels(u uuid.UUID, channelIDs []string) (bool, error) {
 	return true, nil
 }
 
-// attachLocked makes c the connection of u; the newest connection wins and
+// attachLocked makes h the connection of u; the newest connection wins and
 // the one it replaces is closed with 4001.
 // REQUIRES: u's slot held.
-func (n *Node) attachLocked(c *client, u uuid.UUID) {
-	prev := n.hub.set(u, c)
-	if prev != nil && prev != c {
-		n.metrics.superseded.Inc()
-		prev.closeWith(n, closeSuperseded, "superseded by a newer connection")
+func (n *Node) attachLocked(h holder, u uuid.UUID) {
+	prev := n.hub.set(u, h)
+	if !prev.none() && !prev.is(h) {
+		n.supersede(prev, u)
 	}
 }
 
-// flushLocked sends u's pending versions to c on its first attach, taking
+// flushLocked sends u's pending versions to h on its first attach, taking
 // over a flight to an older connection.
 // REQUIRES: u's slot held.
-func (n *Node) flushLocked(c *client, u uuid.UUID) {
+func (n *Node) flushLocked(h holder, u uuid.UUID) {
 	if f := n.locks.flightOf(u); f != nil {
-		if f.to == c {
+		if f.to.is(h) {
 			return
 		}
 		n.locks.setFlight(u, nil)
 	}
-	n.sendPendingLocked(c, u)
+	n.sendPendingLocked(h, u)
 }
 
 // attachMulti attaches newly named UAIDs of a multi-UAID connection and
 // sends their pending versions as UPDATE packets of at most multiBatch
 // UAIDs. It reports false if a UAID could not be attached (the store is
 // stuck).
-func (n *Node) attachMulti(c *client, uaids []uuid.UUID) bool {
+func (n *Node) attachMulti(h holder, uaids []uuid.UUID) bool {
 	var packet []protocol.UAIDUpdates
 	flush := func() {
 		if len(packet) > 0 {
-			c.sendText(n, protocol.AppendUpdate(nil, packet))
+			n.sendTo(h, packet)
 			n.metrics.notifications.Inc()
 			packet = packet[:0]
 		}
 	}
 	defer flush()
 	for _, u := range uaids {
-		if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+		if !n.acquire(u, false, time.Now().Add(opWait)) {
 			return false
 		}
-		n.attachLocked(c, u)
-		if f := n.locks.flightOf(u); f != nil && f.to != c {
+		n.attachLocked(h, u)
+		if f := n.locks.flightOf(u); f != nil && !f.to.is(h) {
 			n.locks.setFlight(u, nil) // taken over from an older connection
 		}
 		pending, err := n.store.Pending(u)
@@ -237,7 +206,7 @@ func (n *Node) attachMulti(c *client, uaids []uuid.UUID) bool {
 		if len(pending) > 0 {
 			ups := toUpdates(pending)
 			packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
-			n.startFlight(u, c, ups)
+			n.startFlight(u, h, ups)
 		}
 		n.locks.release(u)
 		if len(packet) >= multiBatch {
@@ -247,32 +216,25 @@ func (n *Node) attachMulti(c *client, uaids []uuid.UUID) bool {
 	return true
 }
 
-// ownerRegister registers (u, chid) and returns its endpoint, or the
-// status to answer and an error.
-func (n *Node) ownerRegister(u, chid uuid.UUID) (string, int, error) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return "", protocol.StatusServerFailure, errors.New("server busy")
+// ownerRegister registers (u, chid) and returns the status to answer and
+// an error.
+func (n *Node) ownerRegister(u, chid uuid.UUID) (int, error) {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
+		return protocol.StatusServerFailure, errors.New("server busy")
 	}
+	defer n.locks.release(u)
 	_, err := n.store.Register(u, chid)
-	n.locks.release(u)
+	if err == nil {
+		err = n.replicateUAID(u)
+	}
 	switch {
 	case errors.Is(err, shardstore.ErrTooManyChannels):
-		return "", protocol.StatusTooManyChans, errors.New("too many channels")
+		return protocol.StatusTooManyChans, errors.New("too many channels")
 	case err != nil:
 		n.log.Error("register", "uaid", u, "err", err)
-		return "", protocol.StatusServerFailure, errors.New("server error")
+		return protocol.StatusServerFailure, errors.New("server error")
 	}
-	if n.cfg.Upstream != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), opWait)
-		defer cancel()
-		ep, err := n.cfg.Upstream.Register(ctx, u, chid)
-		if err != nil {
-			n.log.Warn("register upstream", "uaid", u, "err", err)
-			return "", protocol.StatusServerFailure, errors.New("upstream unavailable")
-		}
-		return ep, protocol.StatusOK, nil
-	}
-	return n.endpoint(u, chid), protocol.StatusOK, nil
+	return protocol.StatusOK, nil
 }
 
 // endpoint is the push endpoint URL of (u, chid).
@@ -280,41 +242,47 @@ func (n *Node) endpoint(u, chid uuid.UUID) string {
 	return n.cfg.EndpointURL + "/update/" + n.keys.Seal(u, chid)
 }
 
-func (n *Node) ownerUnregister(u, chid uuid.UUID) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-		return
+func (n *Node) ownerUnregister(u, chid uuid.UUID) error {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
+		return errors.New("server busy")
 	}
-	err := n.store.Unregister(u, chid)
-	n.locks.release(u)
-	if err != nil {
-		n.log.Error("unregister", "uaid", u, "err", err)
+	defer n.locks.release(u)
+	if err := n.store.Unregister(u, chid); err != nil {
+		return err
 	}
-	if n.cfg.Upstream != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), opWait)
-		defer cancel()
-		if err := n.cfg.Upstream.Unregister(ctx, u, chid); err != nil {
-			n.log.Warn("unregister upstream", "uaid", u, "err", err)
-		}
+	return n.replicateUnregister(u, chid)
+}
+
+// ownerSetKick stores u's kick target (meta), writing only what changed:
+// Firefox OS repeats its wake-up address in every hello.
+func (n *Node) ownerSetKick(u uuid.UUID, meta []byte) error {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
+		return errors.New("server busy")
 	}
+	defer n.locks.release(u)
+	if old, err := n.store.Meta(u); err == nil && bytes.Equal(old, meta) {
+		return nil
+	}
+	if err := n.store.SetMeta(u, meta); err != nil {
+		return err
+	}
+	return n.replicateUAID(u)
 }
 
 // ownerAck clears acknowledged versions of a single-UAID connection and
 // ends u's flight once every version sent in it is acknowledged.
-func (n *Node) ownerAck(c *client, u uuid.UUID, acks []ackItem) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+func (n *Node) ownerAck(h holder, u uuid.UUID, acks []shardstore.Ack) {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
 		return
 	}
 	defer n.locks.release(u)
-	sacks := make([]shardstore.Ack, len(acks))
-	for i, a := range acks {
-		sacks[i] = shardstore.Ack{Channel: a.chid, Version: a.version}
-	}
-	if err := n.store.Ack(u, sacks); err != nil {
+	if err := n.store.Ack(u, acks); err != nil {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
 	}
+	n.replicateAck(u, acks)
 	f := n.locks.flightOf(u)
-	if f == nil || f.to != c {
+	if f == nil || !f.to.is(h) {
 		return
 	}
 	var left []protocol.Update
@@ -325,28 +293,28 @@ func (n *Node) ownerAck(c *client, u uuid.UUID, acks []ackItem) {
 	}
 	if len(left) == 0 {
 		if n.locks.setFlight(u, nil) {
-			n.sendPendingLocked(c, u)
+			n.sendPendingLocked(h, u)
 		}
 	} else if len(left) < len(f.sent) {
-		n.locks.setFlight(u, &flight{to: c, sent: left, deadline: f.deadline})
+		n.locks.setFlight(u, &flight{to: h, sent: left, deadline: f.deadline})
 	}
 }
 
-// sendPendingLocked reads u's pending versions and sends them to c: on
+// sendPendingLocked reads u's pending versions and sends them to h: on
 // attach, and after a flight ended with versions stored meanwhile (Store).
 // REQUIRES: u's slot held.
-func (n *Node) sendPendingLocked(c *client, u uuid.UUID) {
+func (n *Node) sendPendingLocked(h holder, u uuid.UUID) {
 	pending, err := n.store.Pending(u)
 	if err != nil {
 		n.log.Error("reading pending versions", "uaid", u, "err", err)
 		return
 	}
-	n.deliverLocked(c, u, pending)
+	n.deliverLocked(h, u, pending)
 }
 
-func acked(acks []ackItem, s protocol.Update) bool {
+func acked(acks []shardstore.Ack, s protocol.Update) bool {
 	for _, a := range acks {
-		if a.chid == s.ChannelID && a.version >= s.Version {
+		if a.Channel == s.ChannelID && a.Version >= s.Version {
 			return true
 		}
 	}
@@ -354,15 +322,15 @@ func acked(acks []ackItem, s protocol.Update) bool {
 }
 
 // ownerAckFlight is the seed's ACK for one UAID of a multi-UAID connection
-// (or, with c nil, of a REST poller): every version sent to c in u's flight
-// was received.
-func (n *Node) ownerAckFlight(c *client, u uuid.UUID) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+// (or, with the zero holder, of a REST poller): every version sent to h in
+// u's flight was received.
+func (n *Node) ownerAckFlight(h holder, u uuid.UUID) {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
 		return
 	}
 	defer n.locks.release(u)
 	f := n.locks.flightOf(u)
-	if f == nil || f.to != c {
+	if f == nil || !f.to.is(h) {
 		return
 	}
 	sacks := make([]shardstore.Ack, len(f.sent))
@@ -373,24 +341,49 @@ func (n *Node) ownerAckFlight(c *client, u uuid.UUID) {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
 	}
+	n.replicateAck(u, sacks)
 	if n.locks.setFlight(u, nil) {
-		if c != nil {
-			n.sendPendingLocked(c, u)
+		if !h.none() {
+			n.sendPendingLocked(h, u)
 		} else {
 			n.waiters.wake(u) // a REST poller polls again
 		}
 	}
 }
 
-// ownerDetach forgets c as u's connection and ends a flight sent to it;
+// ownerDetach forgets h as u's connection and ends a flight sent to it;
 // unacknowledged versions stay pending for the next connection.
-func (n *Node) ownerDetach(c *client, u uuid.UUID) {
-	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+func (n *Node) ownerDetach(h holder, u uuid.UUID) {
+	if !n.acquire(u, false, time.Now().Add(opWait)) {
 		return
 	}
 	defer n.locks.release(u)
-	n.hub.remove(u, c)
-	if f := n.locks.flightOf(u); f != nil && f.to == c {
+	n.hub.remove(u, h)
+	if f := n.locks.flightOf(u); f != nil && f.to.is(h) {
 		n.locks.setFlight(u, nil)
 	}
+}
+
+// ownerCollect gathers the pending versions of the UAIDs that are not in
+// flight and puts those UAIDs in flight to a REST poller.
+func (n *Node) ownerCollect(uaids []uuid.UUID) []protocol.UAIDUpdates {
+	var packet []protocol.UAIDUpdates
+	for _, u := range uaids {
+		if !n.acquire(u, false, time.Now().Add(opWait)) {
+			continue
+		}
+		if n.locks.flightOf(u) == nil {
+			pending, err := n.store.Pending(u)
+			if err != nil {
+				n.log.Error("poll: reading pending versions", "uaid", u, "err", err)
+			}
+			if len(pending) > 0 {
+				ups := toUpdates(pending)
+				packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
+				n.startFlight(u, holder{}, ups)
+			}
+		}
+		n.locks.release(u)
+	}
+	return packet
 }

@@ -81,7 +81,7 @@ func (n *Node) restRegister(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	endpoint, status, err := n.ownerRegister(u, chid)
+	endpoint, status, err := n.register(u, chid)
 	if err != nil {
 		httpError(ctx, status, errnoServer, err.Error())
 		return
@@ -102,7 +102,7 @@ func (n *Node) restUnregister(ctx *fasthttp.RequestCtx, rest []byte) {
 	u, ok1 := protocol.ParseUUID(string(us))
 	chid, ok2 := protocol.ParseUUID(string(cs))
 	if ok1 && ok2 {
-		n.ownerUnregister(u, chid)
+		n.unregisterChannel(u, chid)
 		n.metrics.unregisters.Inc()
 	}
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
@@ -158,7 +158,7 @@ func (n *Node) restPoll(ctx *fasthttp.RequestCtx) {
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for {
-		packet := n.restCollect(uaids)
+		packet := n.routeCollect(uaids)
 		if len(packet) > 0 {
 			n.metrics.notifications.Inc()
 			ctx.SetContentType("application/json")
@@ -179,30 +179,6 @@ func (n *Node) restPoll(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
-// restCollect gathers the pending versions of the UAIDs that are not in
-// flight and puts those UAIDs in flight to the poller.
-func (n *Node) restCollect(uaids []uuid.UUID) []protocol.UAIDUpdates {
-	var packet []protocol.UAIDUpdates
-	for _, u := range uaids {
-		if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
-			continue
-		}
-		if n.locks.flightOf(u) == nil {
-			pending, err := n.store.Pending(u)
-			if err != nil {
-				n.log.Error("poll: reading pending versions", "uaid", u, "err", err)
-			}
-			if len(pending) > 0 {
-				ups := toUpdates(pending)
-				packet = append(packet, protocol.UAIDUpdates{UAID: u, Updates: ups})
-				n.startFlight(u, nil, ups)
-			}
-		}
-		n.locks.release(u)
-	}
-	return packet
-}
-
 // restAck is POST /v1/ack {"uaids":[..]}: the seed's ACK for UAIDs whose
 // versions a poll returned. Always 204.
 func (n *Node) restAck(ctx *fasthttp.RequestCtx) {
@@ -214,10 +190,12 @@ func (n *Node) restAck(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	n.metrics.acks.Inc()
+	uaids := make([]uuid.UUID, 0, len(req.UAIDs))
 	for _, s := range req.UAIDs {
 		if u, ok := protocol.ParseUUID(s); ok {
-			n.ownerAckFlight(nil, u)
+			uaids = append(uaids, u)
 		}
 	}
+	n.routeAckFlight(nil, uaids)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pushd/pushd/internal/protocol"
+	"github.com/pushd/pushd/shardstore"
 )
 
 // worker carries out mailboxes until the run queue closes. A connection is
@@ -25,6 +26,14 @@ func (n *Node) worker() {
 				n.nconns.Add(-1)
 			case jobMessage:
 				n.handle(c, &j.msg)
+			case jobDeliver:
+				if !c.closing.Load() {
+					c.sendText(n, encodeUpdate(c, j.packet))
+				}
+			case jobAttach:
+				if !c.closing.Load() {
+					n.reattach(c, j.uaid)
+				}
 			}
 		}
 	}
@@ -51,7 +60,7 @@ func (n *Node) handle(c *client, m *protocol.Message) {
 			n.hello(c, m)
 		}
 	case protocol.TypeRegister:
-		n.register(c, m)
+		n.registerMsg(c, m)
 	case protocol.TypeUnregister:
 		n.unregister(c, m)
 	case protocol.TypeAck:
@@ -91,12 +100,20 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 	if !valid {
 		u = uuid.New()
 	}
-	ok := n.ownerHello(c, u, m.ChannelIDs, func(u uuid.UUID) {
-		c.uaid = u
-		c.helloDone = true
-		c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
-		c.sendText(n, protocol.AppendHello(nil, u, n.cfg.ClientPing))
-	})
+	attached := func(u uuid.UUID) func() {
+		return func() {
+			c.uaid = u
+			c.helloDone = true
+			c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
+			c.sendText(n, protocol.AppendHello(nil, u, n.cfg.ClientPing))
+		}
+	}
+	known, ok := n.routeHello(c, u, m.ChannelIDs, attached(u))
+	if ok && !known {
+		// The server lost the client's state: it starts over.
+		u = uuid.New()
+		_, ok = n.routeHello(c, u, nil, attached(u))
+	}
 	if !ok {
 		c.sendText(n, protocol.AppendError(nil, "hello", protocol.StatusServerFailure, "server error"))
 		c.closeWith(n, closeTryAgainLater, "server error")
@@ -145,7 +162,7 @@ func (n *Node) helloMulti(c *client, m *protocol.Message) {
 	c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
 	c.sendText(n, protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
 	n.metrics.hellos.Inc()
-	if !n.attachMulti(c, fresh) {
+	if !n.routeAttach(c, fresh) {
 		c.closeWith(n, closeTryAgainLater, "server error")
 	}
 }
@@ -165,7 +182,7 @@ func (n *Node) uaidFor(c *client, m *protocol.Message) (uuid.UUID, bool) {
 	return u, ok
 }
 
-func (n *Node) register(c *client, m *protocol.Message) {
+func (n *Node) registerMsg(c *client, m *protocol.Message) {
 	u, ok := n.uaidFor(c, m)
 	if !ok {
 		c.sendText(n, protocol.AppendError(nil, "register", protocol.StatusUnauthorized, "invalid uaid"))
@@ -185,7 +202,7 @@ func (n *Node) register(c *client, m *protocol.Message) {
 			return
 		}
 	}
-	endpoint, status, err := n.ownerRegister(u, chid)
+	endpoint, status, err := n.register(u, chid)
 	switch {
 	case err != nil:
 		c.sendText(n, protocol.AppendError(nil, "register", status, err.Error()))
@@ -199,7 +216,7 @@ func (n *Node) unregister(c *client, m *protocol.Message) {
 	u, ok := n.uaidFor(c, m)
 	chid, valid := protocol.ParseUUID(m.ChannelID)
 	if ok && valid {
-		n.ownerUnregister(u, chid)
+		n.unregisterChannel(u, chid)
 		n.metrics.unregisters.Inc()
 	}
 	c.sendText(n, protocol.AppendUnregister(nil, m.ChannelID))
@@ -208,26 +225,28 @@ func (n *Node) unregister(c *client, m *protocol.Message) {
 func (n *Node) ack(c *client, m *protocol.Message) {
 	n.metrics.acks.Inc()
 	if c.multi {
+		uaids := make([]uuid.UUID, 0, len(m.UAIDs))
 		for _, s := range m.UAIDs {
 			u, ok := protocol.ParseUUID(s)
 			if !ok {
 				continue
 			}
 			if _, mine := c.uaids[u]; mine {
-				n.ownerAckFlight(c, u)
+				uaids = append(uaids, u)
 			}
 		}
+		n.routeAckFlight(c, uaids)
 		return
 	}
-	acks := make([]ackItem, 0, len(m.Updates))
+	acks := make([]shardstore.Ack, 0, len(m.Updates))
 	for _, up := range m.Updates {
 		chid, ok := protocol.ParseUUID(up.ChannelID)
 		if up.OK && ok {
-			acks = append(acks, ackItem{chid, up.Version})
+			acks = append(acks, shardstore.Ack{Channel: chid, Version: up.Version})
 		}
 	}
 	if len(acks) > 0 {
-		n.ownerAck(c, c.uaid, acks)
+		n.routeAck(c, c.uaid, acks)
 	}
 }
 
@@ -236,11 +255,15 @@ func (n *Node) disconnect(c *client) {
 	if !c.helloDone {
 		return
 	}
-	if !c.multi {
-		n.ownerDetach(c, c.uaid)
-		return
+	uaids := []uuid.UUID{c.uaid}
+	if c.multi {
+		uaids = make([]uuid.UUID, 0, len(c.uaids))
+		for u := range c.uaids {
+			uaids = append(uaids, u)
+		}
 	}
-	for u := range c.uaids {
-		n.ownerDetach(c, u)
+	for _, u := range uaids {
+		n.edges.remove(c, u)
 	}
+	n.routeDetach(c, uaids)
 }

@@ -53,14 +53,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 		}
 		return nil
 	})
-	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", func(s string) error {
-		for _, f := range strings.Split(s, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				o.Config.KickWebhookPrefixes = append(o.Config.KickWebhookPrefixes, f)
-			}
-		}
-		return nil
-	})
+	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", commaList(&o.Config.KickWebhookPrefixes))
 	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.DurationVar(&o.Config.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
@@ -74,10 +67,29 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	o.gcPercent = fs.Int("gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
 	fs.IntVar(&o.Config.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")
 	fs.IntVar(&o.Config.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
+	fs.StringVar(&o.Config.NodeName, "node-name", "", "unique node `name` in the cluster; empty: host name + \":\" + client listener port")
+	fs.StringVar(&o.Config.ClusterAddr, "cluster-addr", "", "gossip (memberlist) bind `host:port`; empty: standalone")
+	fs.StringVar(&o.Config.ClusterRPCAddr, "cluster-rpc-addr", "", "listener `host:port` for calls between nodes; empty: the -cluster-addr host, any port")
+	fs.Func("join", "comma-separated gossip `host:port` of members to join; empty: start a cluster", commaList(&o.Config.Join))
+	fs.IntVar(&o.Config.Replicas, "replicas", 2, "nodes that must hold a version durably before 200/202 (effective: min(replicas, members))")
+	fs.StringVar(&o.Config.ClusterKey, "cluster-key", "", "cluster `secret` (at least 16 bytes; prefer PUSHD_CLUSTER_KEY): encrypts gossip, authenticates calls between nodes, and derives the token key when -token-keys is empty")
 	fs.BoolVar(&o.Config.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
 	o.logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	o.logFormat = fs.String("log-format", "text", "log `format`: text or json")
 	return o
+}
+
+// commaList returns a flag setter that appends the non-empty items of a
+// comma-separated value to dst.
+func commaList(dst *[]string) func(string) error {
+	return func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				*dst = append(*dst, f)
+			}
+		}
+		return nil
+	}
 }
 
 // Parse parses args, then fills every flag not given from PUSHD_<NAME>

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -115,5 +116,17 @@ func (p *Proc) Alive() bool {
 		return false
 	default:
 		return true
+	}
+}
+
+// Stop sends SIGTERM (a graceful shutdown) and waits up to timeout for the
+// process to exit; it reports whether it did.
+func (p *Proc) Stop(timeout time.Duration) bool {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(timeout):
+		return false
 	}
 }

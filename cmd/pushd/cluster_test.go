@@ -1,0 +1,498 @@
+package main_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
+
+	"github.com/pushd/pushd/cluster"
+	"github.com/pushd/pushd/shardstore"
+)
+
+// testClusterKey is the cluster secret of the test clusters.
+const testClusterKey = "pushd-test-cluster-key-0123456789"
+
+// member is one node process of a test cluster.
+type member struct {
+	*proc
+	name, gossip, dataDir string
+}
+
+// freeAddr returns a loopback host:port that is free for TCP and UDP at
+// the moment (gossip binds both).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		u, err := net.ListenPacket("udp", addr)
+		l.Close()
+		if err == nil {
+			u.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free address")
+	return ""
+}
+
+// startMember starts node i of a cluster; join lists gossip addresses to
+// join (empty for the first node).
+func startMember(t *testing.T, i int, dataDir string, join []string, args ...string) *member {
+	t.Helper()
+	m := &member{name: fmt.Sprintf("node-%d", i), gossip: freeAddr(t), dataDir: dataDir}
+	all := []string{"-node-name", m.name, "-cluster-addr", m.gossip, "-cluster-key", testClusterKey}
+	if len(join) > 0 {
+		all = append(all, "-join", join[0])
+	}
+	m.proc = startPushd(t, dataDir, "", append(all, args...)...)
+	return m
+}
+
+// startTestCluster starts n nodes and waits until every one sees all.
+func startTestCluster(t *testing.T, n int, args ...string) []*member {
+	t.Helper()
+	var ms []*member
+	for i := range n {
+		var join []string
+		if i > 0 {
+			join = []string{ms[0].gossip}
+		}
+		ms = append(ms, startMember(t, i, filepath.Join(t.TempDir(), fmt.Sprint(i)), join, args...))
+	}
+	waitMembers(t, ms, n)
+	return ms
+}
+
+// clusterStatus is GET /cluster.
+type clusterStatus struct {
+	Node     string `json:"node"`
+	Replicas int    `json:"replicas"`
+	Members  []struct {
+		Name           string  `json:"name"`
+		State          string  `json:"state"`
+		RingShare      float64 `json:"ring_share"`
+		Connections    uint64  `json:"connections"`
+		UAIDsConnected uint64  `json:"uaids_connected"`
+	} `json:"members"`
+}
+
+func getCluster(t *testing.T, httpAddr string) (clusterStatus, error) {
+	t.Helper()
+	var st clusterStatus
+	resp, err := http.Get("http://" + httpAddr + "/cluster")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// waitMembers waits until every node of ms lists want members.
+func waitMembers(t *testing.T, ms []*member, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for _, m := range ms {
+		for {
+			st, err := getCluster(t, m.HTTPAddr)
+			if err == nil && len(st.Members) == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: want %d members, got %+v (err %v)", m.name, want, st, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// Handoffs run right after the change; give them a moment.
+	time.Sleep(500 * time.Millisecond)
+}
+
+// uaidOwnedBy returns a fresh UAID whose owner, among the names, is owner.
+func uaidOwnedBy(names []string, owner string) string {
+	ring := cluster.NewRing(names, 1)
+	for {
+		u := uuid.New()
+		if ring.Owner(shardstore.RingHash(u)) == owner {
+			return u.String()
+		}
+	}
+}
+
+func names(ms []*member) []string {
+	var out []string
+	for _, m := range ms {
+		out = append(out, m.name)
+	}
+	return out
+}
+
+// helloAs connects to wsAddr and says hello with uaid and channelIDs.
+func helloAs(t *testing.T, wsAddr, uaid string, chids []string) *device {
+	t.Helper()
+	d := connect(t, wsAddr)
+	if chids == nil {
+		chids = []string{}
+	}
+	m := d.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
+	if m["uaid"] != uaid || m["status"] != float64(200) {
+		t.Fatalf("hello: %v", m)
+	}
+	return d
+}
+
+func (d *device) register(chid string) string {
+	d.t.Helper()
+	m := d.roundTrip(map[string]any{"messageType": "register", "channelID": chid})
+	if m["status"] != float64(200) {
+		d.t.Fatalf("register: %v", m)
+	}
+	return endpointPath(d.t, m["pushEndpoint"].(string))
+}
+
+func (d *device) ack(chid string, v uint64) {
+	d.t.Helper()
+	if err := d.conn.WriteJSON(map[string]any{"messageType": "ack", "updates": []any{map[string]any{"channelID": chid, "version": v}}}); err != nil {
+		d.t.Fatalf("ack: %v", err)
+	}
+}
+
+// TestClusterPutThroughAnyNode: a device on node 0, a UAID owned by node
+// 2, a PUT through node 1: delivered, and answered 200.
+func TestClusterPutThroughAnyNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	uaid := uaidOwnedBy(names(ms), ms[2].name)
+	dev := helloAs(t, ms[0].WSAddr, uaid, nil)
+	chid := uuid.NewString()
+	path := dev.register(chid)
+
+	st, err := putVersion(t.Context(), ms[1].HTTPAddr, path, 7)
+	if err != nil || st != 200 {
+		t.Fatalf("PUT via node 1: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, dev.read()); got[chid] != 7 {
+		t.Fatalf("notification: %v", got)
+	}
+	dev.ack(chid, 7)
+	// The ack reached the owner: the next PUT is not held up, and is
+	// delivered too.
+	st, err = putVersion(t.Context(), ms[0].HTTPAddr, path, 8)
+	if err != nil || st != 200 {
+		t.Fatalf("second PUT: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, dev.read()); got[chid] != 8 {
+		t.Fatalf("notification: %v", got)
+	}
+}
+
+// TestClusterNewestConnectionWins: the same UAID says hello on node 1
+// while connected on node 0; the older connection is closed with 4001.
+func TestClusterNewestConnectionWins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	uaid := uaidOwnedBy(names(ms), ms[2].name)
+	older := helloAs(t, ms[0].WSAddr, uaid, nil)
+	chid := uuid.NewString()
+	path := older.register(chid)
+	newer := helloAs(t, ms[1].WSAddr, uaid, []string{chid})
+
+	_ = older.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := older.conn.ReadMessage()
+	if !websocket.IsCloseError(err, 4001) {
+		t.Fatalf("older connection: want close 4001, got %v", err)
+	}
+	st, err := putVersion(t.Context(), ms[2].HTTPAddr, path, 3)
+	if err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, newer.read()); got[chid] != 3 {
+		t.Fatalf("newer connection got %v", got)
+	}
+}
+
+// TestClusterStoredWhileOfflineDeliveredElsewhere: a device registers on
+// node 0 and goes away; a PUT through node 1 is stored (202); the device
+// comes back through node 2 and gets it.
+func TestClusterStoredWhileOfflineDeliveredElsewhere(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	for _, owner := range ms {
+		uaid := uaidOwnedBy(names(ms), owner.name)
+		dev := helloAs(t, ms[0].WSAddr, uaid, nil)
+		chid := uuid.NewString()
+		path := dev.register(chid)
+		dev.conn.Close()
+		waitDetached(t, ms)
+
+		st, err := putVersion(t.Context(), ms[1].HTTPAddr, path, 11)
+		if err != nil || st != 202 {
+			t.Fatalf("owner %s: PUT while offline: %d %v", owner.name, st, err)
+		}
+		back := helloAs(t, ms[2].WSAddr, uaid, []string{chid})
+		if got := decodeUpdates(t, back.read()); got[chid] != 11 {
+			t.Fatalf("owner %s: after reconnecting: %v", owner.name, got)
+		}
+		back.conn.Close()
+	}
+}
+
+// waitDetached waits until no node counts a connected UAID.
+func waitDetached(t *testing.T, ms []*member) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, err := getCluster(t, ms[0].HTTPAddr)
+		total := uint64(0)
+		for _, m := range st.Members {
+			total += m.UAIDsConnected
+		}
+		if err == nil && total == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("UAIDs still connected: %+v", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestClusterManyClientsAllDelivered: 300 devices spread over three
+// nodes, a PUT for each through a random node; every one is delivered.
+func TestClusterManyClientsAllDelivered(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	const devices = 300
+	type dev struct {
+		*device
+		chid, path string
+	}
+	devs := make([]dev, devices)
+	for i := range devs {
+		d := helloAs(t, ms[i%3].WSAddr, uuid.NewString(), nil)
+		chid := uuid.NewString()
+		devs[i] = dev{d, chid, d.register(chid)}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, devices)
+	for i := range devs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := putVersion(t.Context(), ms[rand.IntN(3)].HTTPAddr, devs[i].path, uint64(100+i))
+			if err != nil || st != 200 {
+				errs <- fmt.Errorf("device %d: PUT %d %v", i, st, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for i, d := range devs {
+		if got := decodeUpdates(t, d.read()); got[d.chid] != uint64(100+i) {
+			t.Fatalf("device %d got %v", i, got)
+		}
+	}
+}
+
+// TestClusterWrongKeyKeptOut: a node with another cluster key cannot
+// join, and the members never list it.
+func TestClusterWrongKeyKeptOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 2)
+	cmd := exec.Command(pushdBin, "-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
+		"-data-dir", t.TempDir(), "-node-name", "intruder", "-cluster-addr", freeAddr(t),
+		"-cluster-key", "another-key-entirely-0123456789", "-join", ms[0].gossip)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a node with the wrong key started:\n%s", out)
+	}
+	if !strings.Contains(string(out), "join cluster") {
+		t.Fatalf("want a join failure, got:\n%s", out)
+	}
+	waitMembers(t, ms, 2)
+}
+
+// offlineDevice is a UAID with one registered channel and no connection.
+type offlineDevice struct {
+	uaid, chid, path string
+}
+
+// registerOffline registers count devices through the nodes in turn and
+// disconnects them.
+func registerOffline(t *testing.T, ms []*member, count int) []offlineDevice {
+	t.Helper()
+	devs := make([]offlineDevice, count)
+	for i := range devs {
+		uaid, chid := uuid.NewString(), uuid.NewString()
+		d := helloAs(t, ms[i%len(ms)].WSAddr, uaid, nil)
+		devs[i] = offlineDevice{uaid, chid, d.register(chid)}
+		d.conn.Close()
+	}
+	waitDetached(t, ms)
+	return devs
+}
+
+// expectDelivered connects each device through the nodes in turn and
+// checks it receives at least the version want[i].
+func expectDelivered(t *testing.T, ms []*member, devs []offlineDevice, want []uint64) {
+	t.Helper()
+	for i, d := range devs {
+		if want[i] == 0 {
+			continue
+		}
+		m := ms[i%len(ms)]
+		dev := helloAs(t, m.WSAddr, d.uaid, []string{d.chid})
+		got := decodeUpdates(t, dev.read())
+		if got[d.chid] < want[i] {
+			t.Errorf("device %d via %s: got version %d, want >= %d", i, m.name, got[d.chid], want[i])
+		}
+		dev.conn.Close()
+	}
+}
+
+// TestClusterKill9LosesNoAcceptedVersion SIGKILLs one of three nodes
+// during a PUT storm with -replicas 2, and checks that every version
+// answered 200/202 is delivered afterwards through the survivors.
+func TestClusterKill9LosesNoAcceptedVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3, "-replicas", "2")
+	devs := registerOffline(t, ms, 30)
+
+	var (
+		mu       sync.Mutex
+		accepted = make([]uint64, len(devs))
+		next     = make([]uint64, len(devs))
+		answered = map[int]int{}
+	)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				mu.Lock()
+				i := rand.IntN(len(devs))
+				next[i]++
+				v := next[i]
+				mu.Unlock()
+				st, err := putVersion(ctx, ms[rand.IntN(3)].HTTPAddr, devs[i].path, v)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				answered[st]++
+				if st == 200 || st == 202 {
+					accepted[i] = max(accepted[i], v)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	ms[2].Kill()
+	time.Sleep(2 * time.Second)
+	cancel()
+	wg.Wait()
+	t.Logf("PUT answers: %v", answered)
+
+	survivors := ms[:2]
+	waitMembers(t, survivors, 2)
+	expectDelivered(t, survivors, devs, accepted)
+}
+
+// TestClusterJoinWhilePending: a fourth node joins while versions are
+// pending for offline devices; all are delivered, also to devices that
+// come back through the new node.
+func TestClusterJoinWhilePending(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	devs := registerOffline(t, ms, 40)
+	want := make([]uint64, len(devs))
+	for i, d := range devs {
+		st, err := putVersion(t.Context(), ms[i%3].HTTPAddr, d.path, uint64(i+1))
+		if err != nil || st != 202 {
+			t.Fatalf("PUT %d: %d %v", i, st, err)
+		}
+		want[i] = uint64(i + 1)
+	}
+	ms = append(ms, startMember(t, 3, filepath.Join(t.TempDir(), "3"), []string{ms[0].gossip}))
+	waitMembers(t, ms, 4)
+	// Device i comes back through node i%4: a quarter through the new one.
+	expectDelivered(t, ms, devs, want)
+}
+
+// TestClusterGracefulLeave: a node stopped with SIGTERM hands its UAIDs
+// over; its clients are closed with 1001, reconnect elsewhere and get
+// every version, as do offline devices.
+func TestClusterGracefulLeave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	devs := registerOffline(t, ms, 30)
+	want := make([]uint64, len(devs))
+	for i, d := range devs {
+		st, err := putVersion(t.Context(), ms[i%3].HTTPAddr, d.path, uint64(i+1))
+		if err != nil || st != 202 {
+			t.Fatalf("PUT %d: %d %v", i, st, err)
+		}
+		want[i] = uint64(i + 1)
+	}
+	// A device connected to the node that leaves.
+	uaid := uaidOwnedBy(names(ms), ms[2].name)
+	onLeaver := helloAs(t, ms[2].WSAddr, uaid, nil)
+	chid := uuid.NewString()
+	path := onLeaver.register(chid)
+
+	if !ms[2].Stop(30 * time.Second) {
+		t.Fatal("node did not stop")
+	}
+	_ = onLeaver.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := onLeaver.conn.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("client of the leaving node: want close 1001, got %v", err)
+	}
+	survivors := ms[:2]
+	waitMembers(t, survivors, 2)
+	st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 9)
+	if err != nil || st != 202 {
+		t.Fatalf("PUT after leave: %d %v", st, err)
+	}
+	back := helloAs(t, ms[1].WSAddr, uaid, []string{chid})
+	if got := decodeUpdates(t, back.read()); got[chid] != 9 {
+		t.Fatalf("reconnected client got %v", got)
+	}
+	expectDelivered(t, survivors, devs, want)
+}

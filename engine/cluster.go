@@ -1,0 +1,734 @@
+package engine
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pushd/pushd/cluster"
+	"github.com/pushd/pushd/shardstore"
+)
+
+// This file makes a node a cluster member (PROTOCOL.md 6.3): gossip
+// membership, the ring of owners, and the calls between nodes. A
+// standalone node is a cluster of one: its ring holds only itself, every
+// UAID routes to it, and nothing here runs beyond that ring.
+
+// view is the cluster as this node sees it; immutable once published.
+type view struct {
+	ring    *cluster.Ring
+	members []cluster.Member
+	// addrs maps member names to their call addresses.
+	addrs map[string]string
+}
+
+// ownerOf returns the node that owns u, and whether that is this node.
+func (n *Node) ownerOf(u uuid.UUID) (string, bool) {
+	owner := n.view.Load().ring.Owner(shardstore.RingHash(u))
+	return owner, owner == n.self
+}
+
+// replicas is the replication factor in force: min(R, members).
+func (n *Node) replicas(v *view) int {
+	return min(n.cfg.Replicas, v.ring.Len())
+}
+
+// defaultNodeName is the host name and the client listener's port.
+func defaultNodeName(wsAddr net.Addr) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "pushd"
+	}
+	if ta, ok := wsAddr.(*net.TCPAddr); ok {
+		return fmt.Sprintf("%s:%d", host, ta.Port)
+	}
+	return host
+}
+
+// clusterTokenKey derives the endpoint token key shared by a cluster's
+// nodes from the cluster key, so that any node opens any node's endpoints.
+func clusterTokenKey(clusterKey string) string {
+	m := hmac.New(sha256.New, []byte(clusterKey))
+	m.Write([]byte("pushd endpoint token key v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// startCluster starts the call listener and joins the gossip, and returns
+// once the first member list is in force (so that the node never answers
+// for UAIDs it does not own). A standalone node only sets its ring.
+func (n *Node) startCluster() error {
+	n.edges.on = n.cfg.ClusterAddr != ""
+	if n.cfg.ClusterAddr == "" {
+		n.view.Store(&view{ring: cluster.NewRing([]string{n.self}, 1), addrs: map[string]string{}})
+		return nil
+	}
+	rpcAddr := n.cfg.ClusterRPCAddr
+	if rpcAddr == "" {
+		host, _, err := net.SplitHostPort(n.cfg.ClusterAddr)
+		if err != nil {
+			return fmt.Errorf("engine: -cluster-addr: %w", err)
+		}
+		rpcAddr = net.JoinHostPort(host, "0")
+	}
+	tr, err := cluster.NewTransport(cluster.TransportConfig{
+		Name:    n.self,
+		Addr:    rpcAddr,
+		Key:     []byte(n.cfg.ClusterKey),
+		Handler: n.serveCall,
+		Logger:  n.log.With("component", "transport"),
+	})
+	if err != nil {
+		return fmt.Errorf("engine: call listener: %w", err)
+	}
+	n.tr = tr
+	n.view.Store(&view{ring: cluster.NewRing(nil, 1), addrs: map[string]string{}})
+	first := make(chan struct{})
+	var once atomic.Bool
+	ml, err := cluster.Start(cluster.Config{
+		Name:     n.self,
+		BindAddr: n.cfg.ClusterAddr,
+		Join:     n.cfg.Join,
+		Key:      []byte(n.cfg.ClusterKey),
+		Meta:     cluster.Meta{RPCAddr: tr.Addr(), WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String()},
+		Logger:   n.log.With("component", "membership"),
+		OnChange: func(members []cluster.Member) {
+			n.membersChanged(members)
+			if once.CompareAndSwap(false, true) {
+				close(first)
+			}
+		},
+	})
+	if err != nil {
+		_ = tr.Close()
+		return fmt.Errorf("engine: join cluster: %w", err)
+	}
+	n.ml = ml
+	select {
+	case <-first:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = ml.Shutdown()
+		_ = tr.Close()
+		return errors.New("engine: no member list from the cluster")
+	}
+}
+
+// membersChanged puts a new member list in force: it rebuilds the ring,
+// fetches the UAIDs this node now holds from the nodes that held them,
+// takes over the presence of those it now owns, and pushes what it held to
+// the nodes that hold it now. Calls come from the membership's one
+// goroutine.
+func (n *Node) membersChanged(members []cluster.Member) {
+	names := make([]string, 0, len(members))
+	addrs := make(map[string]string, len(members))
+	for _, m := range members {
+		names = append(names, m.Name)
+		addrs[m.Name] = m.Meta.RPCAddr
+	}
+	if !slices.Contains(names, n.self) {
+		// Left: keep the last ring so that handing over uses it.
+		return
+	}
+	old := n.view.Load()
+	next := &view{ring: cluster.NewRing(names, n.cfg.Replicas), members: members, addrs: addrs}
+	n.metrics.ringChanges.Inc()
+	n.log.Info("cluster members changed", "members", len(names), "share", next.ring.Share(n.self))
+	if old.ring.Len() == 0 {
+		// Joining: the UAIDs this node holds were held by the others
+		// meanwhile, and may have changed there.
+		old = &view{ring: cluster.NewRing(slices.DeleteFunc(slices.Clone(names), func(s string) bool { return s == n.self }), n.cfg.Replicas), addrs: addrs}
+	}
+	fetch := n.planFetch(old, next)
+	gained := n.gainedPartitions(old, next)
+	for p := range gained {
+		n.fills[p].Store(&fill{done: make(chan struct{})})
+	}
+	n.view.Store(next)
+	start := time.Now()
+	n.fetch(fetch)
+	n.takePresence(next, gained)
+	for p := range gained {
+		close(n.fills[p].Swap(nil).done)
+	}
+	n.releaseLost(next)
+	n.push(old, next)
+	n.log.Info("cluster handoff done", "partitions_fetched", len(fetch), "took", time.Since(start))
+}
+
+// fill marks a partition this node just came to own while its UAIDs'
+// records and presence are still arriving: owner operations on them wait
+// for done.
+type fill struct{ done chan struct{} }
+
+// acquire takes u's lock slot for an owner operation (see
+// lockTable.acquire), first waiting, within the same deadline, for u's
+// partition to be filled if this node is taking it over.
+func (n *Node) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
+	if f := n.fills[cluster.PartitionOf(shardstore.RingHash(u))].Load(); f != nil {
+		t := time.NewTimer(time.Until(deadline))
+		defer t.Stop()
+		select {
+		case <-f.done:
+		case <-t.C:
+			n.metrics.fillWaits.Inc()
+			return false
+		}
+	}
+	return n.locks.acquire(u, idle, deadline)
+}
+
+// preference returns p's preference list in v: the nodes that hold its
+// UAIDs, owner first.
+func (n *Node) preference(v *view, p int) []string {
+	return v.ring.PartitionPreference(p, n.replicas(v))
+}
+
+// planFetch returns, for every partition this node holds in next but did
+// not in old, the members of old's preference list still alive in next:
+// where its records are.
+func (n *Node) planFetch(old, next *view) map[int][]string {
+	plan := make(map[int][]string)
+	for p := range cluster.Partitions {
+		if !slices.Contains(n.preference(next, p), n.self) {
+			continue
+		}
+		before := n.preference(old, p)
+		if slices.Contains(before, n.self) {
+			continue
+		}
+		var from []string
+		for _, m := range before {
+			if _, alive := next.addrs[m]; alive {
+				from = append(from, m)
+			}
+		}
+		if len(from) > 0 {
+			plan[p] = from
+		}
+	}
+	return plan
+}
+
+// gainedPartitions returns the partitions this node owns in next and did
+// not own in old.
+func (n *Node) gainedPartitions(old, next *view) map[int]bool {
+	gained := make(map[int]bool)
+	for p := range cluster.Partitions {
+		if next.ring.OwnerOfPartition(p) == n.self && old.ring.OwnerOfPartition(p) != n.self {
+			gained[p] = true
+		}
+	}
+	return gained
+}
+
+// exportPage bounds the bytes of one export or push call.
+const exportPage = 4 << 20
+
+// fetch copies the records of the planned partitions from the nodes that
+// held them.
+func (n *Node) fetch(plan map[int][]string) {
+	bySource := make(map[string][]int)
+	for p, from := range plan {
+		for _, m := range from {
+			bySource[m] = append(bySource[m], p)
+		}
+	}
+	for src, parts := range bySource {
+		slices.Sort(parts)
+		records, err := n.fetchFrom(src, parts)
+		n.metrics.handoffRecords.Add(uint64(records))
+		if err != nil {
+			n.log.Error("handoff: fetching records", "from", src, "partitions", len(parts), "err", err)
+		}
+	}
+}
+
+// fetchFrom pages the records of parts from src into the store.
+func (n *Node) fetchFrom(src string, parts []int) (records int, err error) {
+	idx, after := 0, []byte(nil)
+	for idx < len(parts) {
+		var b wbuf
+		b.uvarint(len(parts) - idx)
+		for _, p := range parts[idx:] {
+			b.u32(uint32(p))
+		}
+		b.optBytes(after)
+		resp, err := n.call(src, mExport, b, 30*time.Second)
+		if err != nil {
+			return records, err
+		}
+		r := rbuf{b: resp}
+		kvs := readKVs(&r)
+		done := r.u32()
+		after = r.optBytes()
+		if err := r.err(); err != nil {
+			return records, err
+		}
+		if err := n.importLocked(kvs, false); err != nil {
+			return records, err
+		}
+		records += len(kvs)
+		idx += int(done)
+		if done == 0 && after == nil {
+			return records, errors.New("export made no progress")
+		}
+	}
+	return records, nil
+}
+
+// serveExport answers mExport: records of the named partitions, from the
+// first one on and after the given key, up to exportPage bytes. The answer
+// says how many partitions it finished and where to go on in the next.
+func (n *Node) serveExport(r *rbuf) ([]byte, error) {
+	parts := make([]int, r.count(4))
+	for i := range parts {
+		parts[i] = int(r.u32())
+	}
+	after := r.optBytes()
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	var kvs []shardstore.KV
+	size, done := 0, 0
+	for _, p := range parts {
+		if p >= cluster.Partitions || p < 0 {
+			return nil, errWire
+		}
+		lo, hi := cluster.PartitionRange(p)
+		page, next, err := n.store.Export(lo, hi, after, 0, exportPage-size)
+		if err != nil {
+			return nil, err
+		}
+		kvs = append(kvs, page...)
+		for _, kv := range page {
+			size += len(kv.Key) + len(kv.Value)
+		}
+		after = next
+		if next != nil {
+			break
+		}
+		done++
+		if size >= exportPage {
+			break
+		}
+	}
+	var out wbuf
+	writeKVs(&out, kvs)
+	out.u32(uint32(done))
+	out.optBytes(after)
+	return out, nil
+}
+
+func writeKVs(b *wbuf, kvs []shardstore.KV) {
+	b.uvarint(len(kvs))
+	for _, kv := range kvs {
+		b.bytes(kv.Key)
+		b.bytes(kv.Value)
+	}
+}
+
+func readKVs(r *rbuf) []shardstore.KV {
+	kvs := make([]shardstore.KV, r.count(2))
+	for i := range kvs {
+		kvs[i] = shardstore.KV{Key: r.bytes(), Value: r.bytes()}
+	}
+	return kvs
+}
+
+// importLocked merges records from another node under their UAIDs' slots.
+// With flush, UAIDs this node owns and whose connection is idle are sent
+// what became pending.
+func (n *Node) importLocked(kvs []shardstore.KV, flush bool) error {
+	if len(kvs) == 0 {
+		return nil
+	}
+	uaids := shardstore.TransferUAIDs(kvs)
+	slices.SortFunc(uaids, func(a, b uuid.UUID) int { return slices.Compare(a[:], b[:]) })
+	deadline := time.Now().Add(opWait)
+	var held []uuid.UUID
+	defer func() {
+		for _, u := range held {
+			n.locks.release(u)
+		}
+	}()
+	for _, u := range uaids {
+		if !n.locks.acquire(u, false, deadline) {
+			return errors.New("import: UAID busy")
+		}
+		held = append(held, u)
+	}
+	if err := n.store.Import(kvs); err != nil {
+		return err
+	}
+	if flush {
+		for _, u := range uaids {
+			if _, local := n.ownerOf(u); !local || n.locks.flightOf(u) != nil {
+				continue
+			}
+			if h := n.hub.get(u); !h.none() {
+				n.sendPendingLocked(h, u)
+			}
+		}
+	}
+	return nil
+}
+
+// takePresence learns, from every member, the connections of the UAIDs in
+// the partitions this node now owns, and attaches them.
+func (n *Node) takePresence(next *view, gained map[int]bool) {
+	if len(gained) == 0 {
+		return
+	}
+	var req wbuf
+	req.uvarint(len(gained))
+	for p := range gained {
+		req.u32(uint32(p))
+	}
+	for _, m := range next.members {
+		var conns []edgeConn
+		if m.Name == n.self {
+			conns = n.edges.in(gained)
+		} else {
+			resp, err := n.call(m.Name, mPresence, req, callTimeout)
+			if err != nil {
+				n.log.Warn("handoff: presence", "from", m.Name, "err", err)
+				continue
+			}
+			r := rbuf{b: resp}
+			conns = make([]edgeConn, r.count(20))
+			for i := range conns {
+				conns[i] = edgeConn{uaid: r.uuid(), id: r.u32()}
+			}
+			if r.err() != nil {
+				continue
+			}
+		}
+		for _, ec := range conns {
+			if m.Name == n.self {
+				// Through the mailbox, behind a hello still being carried
+				// out: its answer must precede any version.
+				if c := n.edges.get(ec.uaid, ec.id); c != nil {
+					c.enqueue(n, job{kind: jobAttach, uaid: ec.uaid})
+				}
+				continue
+			}
+			if n.locks.acquire(ec.uaid, false, time.Now().Add(opWait)) {
+				n.attachIfFree(remoteHolder(m.Name, ec.id), ec.uaid)
+				n.locks.release(ec.uaid)
+			}
+		}
+	}
+}
+
+// attachIfFree attaches h as u's connection unless u has one: a hello that
+// reached this node since it took u over is newer. Then it sends u's
+// pending versions.
+// REQUIRES: u's slot held.
+func (n *Node) attachIfFree(h holder, u uuid.UUID) {
+	if n.hub.get(u).none() {
+		n.hub.set(u, h)
+		n.flushLocked(h, u)
+	}
+}
+
+// reattach attaches c, a connection of this node, as the connection of u
+// after this node took u over (jobAttach).
+func (n *Node) reattach(c *client, u uuid.UUID) {
+	if _, local := n.ownerOf(u); !local {
+		return // moved on again; its owner takes it over from the edges
+	}
+	if n.acquire(u, false, time.Now().Add(opWait)) {
+		n.attachIfFree(localHolder(c), u)
+		n.locks.release(u)
+	}
+}
+
+// servePresence answers mPresence: the connections this node holds for
+// UAIDs in the named partitions.
+func (n *Node) servePresence(r *rbuf) ([]byte, error) {
+	parts := make(map[int]bool)
+	for range r.count(4) {
+		parts[int(r.u32())] = true
+	}
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	conns := n.edges.in(parts)
+	var out wbuf
+	out.uvarint(len(conns))
+	for _, ec := range conns {
+		out.uuid(ec.uaid)
+		out.u32(ec.id)
+	}
+	return out, nil
+}
+
+// releaseLost forgets presence and flights of UAIDs this node no longer
+// owns; their new owner takes the presence over from the edges.
+func (n *Node) releaseLost(next *view) {
+	n.hub.each(func(u uuid.UUID) bool {
+		if next.ring.Owner(shardstore.RingHash(u)) == n.self {
+			return true
+		}
+		if n.locks.acquire(u, false, time.Now().Add(opWait)) {
+			if h := n.hub.get(u); !h.none() {
+				n.hub.remove(u, h)
+			}
+			if n.locks.flightOf(u) != nil {
+				n.locks.setFlight(u, nil)
+			}
+			n.locks.release(u)
+		}
+		return true
+	})
+}
+
+// push sends the records of every partition this node held in old to the
+// nodes that hold it in next and did not in old: writes this node took
+// before it learned of the change reach them too.
+func (n *Node) push(old, next *view) {
+	byTarget := make(map[string][]int)
+	for p := range cluster.Partitions {
+		before := n.preference(old, p)
+		if !slices.Contains(before, n.self) {
+			continue
+		}
+		for _, m := range n.preference(next, p) {
+			if m != n.self && !slices.Contains(before, m) {
+				byTarget[m] = append(byTarget[m], p)
+			}
+		}
+	}
+	for target, parts := range byTarget {
+		slices.Sort(parts)
+		if err := n.pushTo(target, parts); err != nil {
+			n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
+		}
+	}
+}
+
+// pushTo sends the records of parts to target in pages.
+func (n *Node) pushTo(target string, parts []int) error {
+	var kvs []shardstore.KV
+	size := 0
+	send := func() error {
+		if len(kvs) == 0 {
+			return nil
+		}
+		var b wbuf
+		writeKVs(&b, kvs)
+		kvs, size = kvs[:0], 0
+		_, err := n.call(target, mReplicate, b, 30*time.Second)
+		return err
+	}
+	for _, p := range parts {
+		lo, hi := cluster.PartitionRange(p)
+		var after []byte
+		for {
+			page, next, err := n.store.Export(lo, hi, after, 0, exportPage)
+			if err != nil {
+				return err
+			}
+			for _, kv := range page {
+				kvs = append(kvs, kv)
+				size += len(kv.Key) + len(kv.Value)
+			}
+			if size >= exportPage {
+				if err := send(); err != nil {
+					return err
+				}
+			}
+			if next == nil {
+				break
+			}
+			after = next
+		}
+	}
+	return send()
+}
+
+// replicaTargets returns the nodes besides this one that hold u's records:
+// the rest of its preference list.
+func (n *Node) replicaTargets(u uuid.UUID) []string {
+	v := n.view.Load()
+	r := n.replicas(v)
+	if r <= 1 {
+		return nil
+	}
+	var buf [8]string
+	pref := v.ring.AppendPreference(buf[:0], shardstore.RingHash(u), r)
+	return slices.DeleteFunc(pref, func(s string) bool { return s == n.self })
+}
+
+// replicateUAID copies u's records to its replicas and returns once every
+// one has them durably: a version is answered 200/202 only then.
+// REQUIRES: u's slot held.
+func (n *Node) replicateUAID(u uuid.UUID) error {
+	targets := n.replicaTargets(u)
+	if len(targets) == 0 {
+		return nil
+	}
+	h := shardstore.RingHash(u)
+	kvs, _, err := n.store.Export(h, h, nil, 0, 0)
+	if err != nil {
+		return fmt.Errorf("%w: replicate: %w", ErrStore, err)
+	}
+	var b wbuf
+	writeKVs(&b, kvs)
+	return n.callAll(targets, mReplicate, b)
+}
+
+// replicateUnregister drops (u, chid) on u's replicas.
+// REQUIRES: u's slot held.
+func (n *Node) replicateUnregister(u, chid uuid.UUID) error {
+	targets := n.replicaTargets(u)
+	if len(targets) == 0 {
+		return nil
+	}
+	var b wbuf
+	b.uuid(u)
+	b.uuid(chid)
+	return n.callAll(targets, mReplicaUnregister, b)
+}
+
+// replicateAck clears acknowledged versions on u's replicas, without
+// waiting: a replica that misses it sends the version again after a
+// failover, which at-least-once delivery allows.
+func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
+	targets := n.replicaTargets(u)
+	if len(targets) == 0 {
+		return
+	}
+	var b wbuf
+	b.uuid(u)
+	b.uvarint(len(acks))
+	for _, a := range acks {
+		b.uuid(a.Channel)
+		b.u64(a.Version)
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		if err := n.callAll(targets, mReplicaAck, b); err != nil {
+			n.log.Debug("replicating ack", "uaid", u, "err", err)
+		}
+	}()
+}
+
+// callAll makes the same call to every target at once and returns the
+// first error.
+func (n *Node) callAll(targets []string, method uint8, req []byte) error {
+	errs := make(chan error, len(targets))
+	for _, t := range targets {
+		go func() {
+			_, err := n.call(t, method, req, callTimeout)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", t, err)
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range targets {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		n.metrics.replicationFailures.Inc()
+		return fmt.Errorf("%w: replica: %w", ErrStore, first)
+	}
+	return nil
+}
+
+// serveClusterCall carries out the calls between replicas and the handoff
+// calls.
+func (n *Node) serveClusterCall(from string, method uint8, r *rbuf) ([]byte, error) {
+	switch method {
+	case mReplicate:
+		kvs := readKVs(r)
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		return nil, n.importLocked(kvs, true)
+	case mReplicaAck:
+		u := r.uuid()
+		acks := make([]shardstore.Ack, r.count(24))
+		for i := range acks {
+			acks[i] = shardstore.Ack{Channel: r.uuid(), Version: r.u64()}
+		}
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+			return nil, errors.New("UAID busy")
+		}
+		defer n.locks.release(u)
+		return nil, n.store.Ack(u, acks)
+	case mReplicaUnregister:
+		u, chid := r.uuid(), r.uuid()
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+			return nil, errors.New("UAID busy")
+		}
+		defer n.locks.release(u)
+		return nil, n.store.Unregister(u, chid)
+	case mExport:
+		return n.serveExport(r)
+	case mPresence:
+		return n.servePresence(r)
+	case mStats:
+		var out wbuf
+		out.u64(uint64(n.nconns.Load()))
+		out.u64(uint64(n.hub.n.Load()))
+		out.u64(uint64(n.locks.inflight.Load()))
+		return out, nil
+	}
+	return nil, fmt.Errorf("unknown method %d from %s", method, from)
+}
+
+// leave hands this node's UAIDs over before it stops: it leaves the
+// gossip, waits for the others to route around it, and pushes its records
+// to the nodes that hold them without it.
+func (n *Node) leave() {
+	if n.ml == nil {
+		return
+	}
+	old := n.view.Load()
+	if err := n.ml.Leave(2 * time.Second); err != nil {
+		n.log.Warn("leaving the cluster", "err", err)
+	}
+	rest := slices.DeleteFunc(slices.Clone(old.ring.Members()), func(s string) bool { return s == n.self })
+	if len(rest) == 0 {
+		return
+	}
+	// Calls already on their way here still land; give them the time the
+	// others need to see the leave.
+	time.Sleep(cluster.DefaultDebounce + 300*time.Millisecond)
+	next := &view{ring: cluster.NewRing(rest, n.cfg.Replicas), members: old.members, addrs: old.addrs}
+	n.push(old, next)
+	n.log.Info("cluster: handed over and left")
+}
+
+// stopCluster shuts the gossip and the call listener down.
+func (n *Node) stopCluster() error {
+	var errs []error
+	if n.ml != nil {
+		errs = append(errs, n.ml.Shutdown())
+	}
+	if n.tr != nil {
+		errs = append(errs, n.tr.Close())
+	}
+	return errors.Join(errs...)
+}
