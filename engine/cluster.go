@@ -160,8 +160,49 @@ func (n *Node) membersChanged(members []cluster.Member) {
 		close(n.fills[p].Swap(nil).done)
 	}
 	n.releaseLost(next)
-	n.push(old, next)
-	n.log.Info("cluster handoff done", "partitions_fetched", len(fetch), "took", time.Since(start))
+	handed := n.push(old, next)
+	n.log.Info("cluster handoff done", "partitions_fetched", len(fetch), "partitions_handed", len(handed), "took", time.Since(start))
+	n.dropLater(handed)
+}
+
+// dropLater deletes, after the handoff grace, the records of the handed
+// partitions this node still does not hold then. The grace lets the new
+// holders finish fetching, and a quick return of a member keep its data.
+func (n *Node) dropLater(handed []int) {
+	if len(handed) == 0 {
+		return
+	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		select {
+		case <-n.quit:
+			return
+		case <-time.After(n.cfg.HandoffGrace):
+		}
+		v := n.view.Load()
+		var ranges []shardstore.Range
+		for _, p := range handed {
+			if slices.Contains(n.preference(v, p), n.self) {
+				continue
+			}
+			lo, hi := cluster.PartitionRange(p)
+			if k := len(ranges) - 1; k >= 0 && ranges[k].Hi+1 == lo {
+				ranges[k].Hi = hi
+			} else {
+				ranges = append(ranges, shardstore.Range{Lo: lo, Hi: hi})
+			}
+		}
+		if len(ranges) == 0 {
+			return
+		}
+		if err := n.store.DropRanges(ranges); err != nil {
+			n.log.Error("handoff: dropping handed partitions", "err", err)
+			return
+		}
+		n.metrics.partitionsDropped.Add(uint64(len(handed)))
+		n.log.Info("handoff: dropped partitions held elsewhere", "ranges", len(ranges))
+	}()
 }
 
 // fill marks a partition this node just came to own while its UAIDs'
@@ -494,15 +535,22 @@ func (n *Node) releaseLost(next *view) {
 
 // push sends the records of every partition this node held in old to the
 // nodes that hold it in next and did not in old: writes this node took
-// before it learned of the change reach them too.
-func (n *Node) push(old, next *view) {
+// before it learned of the change reach them too. It returns, sorted, the
+// partitions this node held in old, does not hold in next, and handed to
+// every new holder.
+func (n *Node) push(old, next *view) (handed []int) {
 	byTarget := make(map[string][]int)
+	leaving := make(map[int]bool)
 	for p := range cluster.Partitions {
 		before := n.preference(old, p)
 		if !slices.Contains(before, n.self) {
 			continue
 		}
-		for _, m := range n.preference(next, p) {
+		after := n.preference(next, p)
+		if !slices.Contains(after, n.self) {
+			leaving[p] = true
+		}
+		for _, m := range after {
 			if m != n.self && !slices.Contains(before, m) {
 				byTarget[m] = append(byTarget[m], p)
 			}
@@ -512,8 +560,16 @@ func (n *Node) push(old, next *view) {
 		slices.Sort(parts)
 		if err := n.pushTo(target, parts); err != nil {
 			n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
+			for _, p := range parts {
+				delete(leaving, p) // keep what may be the only copy
+			}
 		}
 	}
+	for p := range leaving {
+		handed = append(handed, p)
+	}
+	slices.Sort(handed)
+	return handed
 }
 
 // pushTo sends the records of parts to target in pages.

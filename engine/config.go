@@ -130,6 +130,9 @@ type Config struct {
 	// ClusterAddr. When TokenKeys is zero, the endpoint token key is
 	// derived from it, so that every node opens every node's endpoints.
 	ClusterKey string
+	// HandoffGrace is how long a node keeps the records of partitions it
+	// handed to other nodes before it deletes them. Zero means 30s.
+	HandoffGrace time.Duration
 
 	// Logger receives the node's structured logs. Nil means slog.Default().
 	Logger *slog.Logger
@@ -172,6 +175,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
 	defInt(&c.Replicas, 2)
+	def(&c.HandoffGrace, 30*time.Second)
 	def(&c.KickInterval, 30*time.Second)
 	if c.EndpointRate == 0 {
 		c.EndpointRate = 1000

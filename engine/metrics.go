@@ -37,6 +37,7 @@ type nodeMetrics struct {
 	fillWaits           *metrics.Counter
 	handoffRecords      *metrics.Counter
 	replicationFailures *metrics.Counter
+	partitionsDropped   *metrics.Counter
 }
 
 var closeCodes = []string{"1000", "1001", "1002", "1003", "1007", "1008", "1009", "1013", "4001", "4774"}
@@ -72,6 +73,7 @@ func newNodeMetrics() *nodeMetrics {
 		fillWaits:           r.Counter("pushd_cluster_fill_timeouts_total", "Owner operations that gave up waiting for a UAID's records to arrive from its previous holders."),
 		handoffRecords:      r.Counter("pushd_cluster_handoff_records_total", "Store records fetched from other nodes after a membership change."),
 		replicationFailures: r.Counter("pushd_cluster_replication_failures_total", "Writes refused because a replica did not confirm them."),
+		partitionsDropped:   r.Counter("pushd_cluster_partitions_dropped_total", "Ring partitions whose records were deleted after they were handed to their new holders."),
 	}
 }
 

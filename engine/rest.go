@@ -22,6 +22,10 @@ import (
 // maxPollWait bounds the wait of a long poll.
 const maxPollWait = 60 * time.Second
 
+// remotePollInterval is how often a long poll asks owners on other nodes
+// for versions.
+const remotePollInterval = time.Second
+
 // maxPollUAIDs bounds the UAIDs of one poll.
 const maxPollUAIDs = 10000
 
@@ -157,6 +161,14 @@ func (n *Node) restPoll(ctx *fasthttp.RequestCtx) {
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
+	// Owners on other nodes cannot wake this poll: it asks them again
+	// every remotePollInterval.
+	var recheck <-chan time.Time
+	if wait > 0 && n.anyRemote(uaids) {
+		t := time.NewTicker(remotePollInterval)
+		defer t.Stop()
+		recheck = t.C
+	}
 	for {
 		packet := n.routeCollect(uaids)
 		if len(packet) > 0 {
@@ -170,6 +182,8 @@ func (n *Node) restPoll(ctx *fasthttp.RequestCtx) {
 		}
 		select {
 		case <-wake:
+			continue
+		case <-recheck:
 			continue
 		case <-deadline.C:
 		case <-n.quit:
@@ -198,4 +212,14 @@ func (n *Node) restAck(ctx *fasthttp.RequestCtx) {
 	}
 	n.routeAckFlight(nil, uaids)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// anyRemote reports whether another node owns one of uaids.
+func (n *Node) anyRemote(uaids []uuid.UUID) bool {
+	for _, u := range uaids {
+		if _, local := n.ownerOf(u); !local {
+			return true
+		}
+	}
+	return false
 }

@@ -336,6 +336,14 @@ func rebuildPendingSets(b *pebble.Batch, prefixes []prefix) (err error) {
 // DropRange writes every UAID of the range: the caller must not run other
 // writes of those UAIDs concurrently (the node no longer serves the range).
 func (s *Store) DropRange(lo, hi uint64) (err error) {
+	return s.DropRanges([]Range{{lo, hi}})
+}
+
+// Range is an inclusive range of ring hashes; Lo > Hi wraps.
+type Range struct{ Lo, Hi uint64 }
+
+// DropRanges is DropRange for many ranges, in one synced write.
+func (s *Store) DropRanges(ranges []Range) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -343,13 +351,15 @@ func (s *Store) DropRange(lo, hi uint64) (err error) {
 
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, sp := range ringSpans(lo, hi) {
-		end := sp.end
-		if end == nil {
-			end = ringTop[:]
-		}
-		if err := b.DeleteRange(sp.start, end, nil); err != nil {
-			return fmt.Errorf("shardstore: drop range: %w", err)
+	for _, r := range ranges {
+		for _, sp := range ringSpans(r.Lo, r.Hi) {
+			end := sp.end
+			if end == nil {
+				end = ringTop[:]
+			}
+			if err := b.DeleteRange(sp.start, end, nil); err != nil {
+				return fmt.Errorf("shardstore: drop range: %w", err)
+			}
 		}
 	}
 	return s.commit(b, true)

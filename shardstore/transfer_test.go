@@ -806,3 +806,40 @@ func BenchmarkTransfer(b *testing.B) {
 	b.ReportMetric(float64(records)/b.Elapsed().Seconds(), "records/s")
 	b.ReportMetric(float64(uaids*iters)/b.Elapsed().Seconds(), "uaids/s")
 }
+
+// TestDropRanges drops two disjoint ranges in one write: exactly their
+// UAIDs go.
+func TestDropRanges(t *testing.T) {
+	s := newDiskStore(t, "")
+	f := fillTransferFixture(t, s, 40, 8)
+	ranges := []Range{{0, 1 << 61}, {3 << 62, 1 << 60}} // the second wraps
+	in := func(h uint64) bool {
+		for _, r := range ranges {
+			if inRing(h, r.Lo, r.Hi) {
+				return true
+			}
+		}
+		return false
+	}
+	if err := s.DropRanges(ranges); err != nil {
+		t.Fatal(err)
+	}
+	dropped, kept := 0, 0
+	for _, u := range f.uaids {
+		got := stateOf(t, s, u)
+		switch {
+		case in(RingHash(u)):
+			dropped++
+			if !got.empty() {
+				t.Errorf("UAID %s in a dropped range: %+v", u, got)
+			}
+		case got.empty():
+			t.Errorf("UAID %s outside the dropped ranges is gone", u)
+		default:
+			kept++
+		}
+	}
+	if dropped == 0 || kept == 0 {
+		t.Fatalf("fixture does not straddle the ranges: %d dropped, %d kept", dropped, kept)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -438,7 +440,7 @@ func TestClusterJoinWhilePending(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
 	}
-	ms := startTestCluster(t, 3)
+	ms := startTestCluster(t, 3, "-handoff-grace", "1s")
 	devs := registerOffline(t, ms, 40)
 	want := make([]uint64, len(devs))
 	for i, d := range devs {
@@ -448,8 +450,19 @@ func TestClusterJoinWhilePending(t *testing.T) {
 		}
 		want[i] = uint64(i + 1)
 	}
-	ms = append(ms, startMember(t, 3, filepath.Join(t.TempDir(), "3"), []string{ms[0].gossip}))
+	ms = append(ms, startMember(t, 3, filepath.Join(t.TempDir(), "3"), []string{ms[0].gossip}, "-handoff-grace", "1s"))
 	waitMembers(t, ms, 4)
+	// The old nodes delete what they handed to the new one.
+	deadline := time.Now().Add(20 * time.Second)
+	for dropped := 0.0; dropped == 0; {
+		for _, m := range ms[:3] {
+			dropped += metric(t, m.HTTPAddr, "pushd_cluster_partitions_dropped_total")
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no node dropped the partitions it handed over")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	// Device i comes back through node i%4: a quarter through the new one.
 	expectDelivered(t, ms, devs, want)
 }
@@ -495,4 +508,90 @@ func TestClusterGracefulLeave(t *testing.T) {
 		t.Fatalf("reconnected client got %v", got)
 	}
 	expectDelivered(t, survivors, devs, want)
+}
+
+// TestClusterRESTPolling: a REST client registers through node 0 a UAID
+// owned by node 2, long-polls node 1, and gets a version PUT through node
+// 0; its ack through node 2 ends the flight.
+func TestClusterRESTPolling(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	uaid := uaidOwnedBy(names(ms), ms[2].name)
+	chid := uuid.NewString()
+	resp, err := http.Post("http://"+ms[0].HTTPAddr+"/v1/register", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"uaid":%q,"channelID":%q}`, uaid, chid)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg struct{ PushEndpoint string }
+	err = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("register: %d %v", resp.StatusCode, err)
+	}
+	path := endpointPath(t, reg.PushEndpoint)
+
+	polled := make(chan map[string]map[string]uint64, 1)
+	go func() {
+		resp, err := http.Get("http://" + ms[1].HTTPAddr + "/v1/updates?wait=20s&uaid=" + uaid)
+		if err != nil {
+			polled <- nil
+			return
+		}
+		defer resp.Body.Close()
+		var packet map[string]map[string]uint64
+		_ = json.NewDecoder(resp.Body).Decode(&packet)
+		polled <- packet
+	}()
+	time.Sleep(300 * time.Millisecond) // the poll is waiting
+	if st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 21); err != nil || st != 202 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	select {
+	case packet := <-polled:
+		if packet[uaid][chid] != 21 {
+			t.Fatalf("poll answered %v", packet)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("long poll did not return the version")
+	}
+	resp, err = http.Post("http://"+ms[2].HTTPAddr+"/v1/ack", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"uaids":[%q]}`, uaid)))
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("ack: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// Acked: a poll now finds nothing, and a new version is not held up.
+	resp, err = http.Get("http://" + ms[0].HTTPAddr + "/v1/updates?uaid=" + uaid)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("poll after ack: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if st, err := putVersion(t.Context(), ms[1].HTTPAddr, path, 22); err != nil || st != 202 {
+		t.Fatalf("PUT after ack: %d %v", st, err)
+	}
+}
+
+// metric reads one unlabelled series from a node's /metrics.
+func metric(t *testing.T, httpAddr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
 }
