@@ -514,17 +514,20 @@ func (n *Node) servePresence(r *rbuf) ([]byte, error) {
 }
 
 // releaseLost forgets presence and flights of UAIDs this node no longer
-// owns; their new owner takes the presence over from the edges.
+// owns (their new owner takes the presence over from the edges) and
+// presence on nodes that are gone (their clients reconnect elsewhere).
 func (n *Node) releaseLost(next *view) {
 	n.hub.each(func(u uuid.UUID) bool {
-		if next.ring.Owner(shardstore.RingHash(u)) == n.self {
+		h := n.hub.get(u)
+		owned := next.ring.Owner(shardstore.RingHash(u)) == n.self
+		if owned && (h.r == nil || next.addrs[h.r.node] != "") {
 			return true
 		}
 		if n.locks.acquire(u, false, time.Now().Add(opWait)) {
 			if h := n.hub.get(u); !h.none() {
 				n.hub.remove(u, h)
 			}
-			if n.locks.flightOf(u) != nil {
+			if f := n.locks.flightOf(u); f != nil && (!owned || f.to.is(h)) {
 				n.locks.setFlight(u, nil)
 			}
 			n.locks.release(u)

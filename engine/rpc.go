@@ -51,6 +51,12 @@ const deliverTimeout = 2 * time.Second
 // errNoNode: a call named a node that is not a member.
 var errNoNode = errors.New("engine: no such node")
 
+// errNotOwner answers an operation that would create state (a version, a
+// registration, presence) for a UAID the node does not own in its member
+// list: the caller's list is out of date, and the client or app server
+// retries once the lists agree (within a second).
+var errNotOwner = errors.New("not the owner of this UAID")
+
 // call sends a request to node and waits for the answer.
 func (n *Node) call(node string, method uint8, req []byte, timeout time.Duration) ([]byte, error) {
 	addr, ok := n.view.Load().addrs[node]
@@ -104,6 +110,9 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
+		if _, local := n.ownerOf(u); !local {
+			return nil, errNotOwner
+		}
 		st, err := n.ownerPut(u, chid, p, wait)
 		if err != nil {
 			n.log.Error("put", "uaid", u, "err", err)
@@ -118,6 +127,9 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
+		if _, local := n.ownerOf(u); !local {
+			return nil, errNotOwner
+		}
 		known, ok := n.ownerHello(remoteHolder(from, id), u, chids, nil)
 		if !ok {
 			return nil, errors.New("store unavailable")
@@ -128,6 +140,9 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
+		if n.anyRemote(uaids) {
+			return nil, errNotOwner
+		}
 		if !n.attachMulti(remoteHolder(from, id), uaids) {
 			return nil, errors.New("store unavailable")
 		}
@@ -135,6 +150,9 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		u, chid := r.uuid(), r.uuid()
 		if err := r.err(); err != nil {
 			return nil, err
+		}
+		if _, local := n.ownerOf(u); !local {
+			return nil, errNotOwner
 		}
 		status, err := n.ownerRegister(u, chid)
 		out.u32(uint32(status))
@@ -153,6 +171,9 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		u, meta := r.uuid(), r.bytes()
 		if err := r.err(); err != nil {
 			return nil, err
+		}
+		if _, local := n.ownerOf(u); !local {
+			return nil, errNotOwner
 		}
 		return nil, n.ownerSetKick(u, meta)
 	case mAck:
