@@ -389,3 +389,31 @@ func TestStoreWhileInFlightIsSentAfterTheAck(t *testing.T) {
 		t.Fatalf("after the ack: %v, want %s:2", got, chid)
 	}
 }
+
+// TestAckRightBeforeCloseCounts: a client that acks and hangs up at once
+// has acknowledged the version; it is not sent again.
+func TestAckRightBeforeCloseCounts(t *testing.T) {
+	n, c, uaid, a, epA := connected(t, nil)
+	b := newUUID()
+	epB := localEndpoint(n, c.register(b))
+	for i := range 20 { // the close often lands while the ack is queued
+		v := uint64(i + 1)
+		if st := putVersion(t, epA, v); st != 200 {
+			t.Fatalf("PUT a:%d: %d, want 200", v, st)
+		}
+		c.expectNotification()
+		c.ack(a, v)
+		c.closeNow()
+		waitConnected(t, n, 0)
+		c = dial(t, n)
+		c.hello(uaid, a, b)
+		if st := putVersion(t, epB, v); st != 200 {
+			t.Fatalf("PUT b:%d: %d, want 200", v, st)
+		}
+		if got := c.expectNotification(); len(got) != 1 || got[b] != v {
+			t.Fatalf("round %d: notification %v, want only %s:%d", i, got, b, v)
+		}
+		c.ack(b, v)
+		c.barrier(a)
+	}
+}

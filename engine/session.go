@@ -41,7 +41,9 @@ func (n *Node) worker() {
 
 // handle carries out one client message (PROTOCOL.md 2).
 func (n *Node) handle(c *client, m *protocol.Message) {
-	if c.closing.Load() {
+	// A closing connection's messages go unanswered, but an ack that came
+	// before the close still counts: the client has the versions.
+	if c.closing.Load() && (m.Type != protocol.TypeAck || !c.helloDone) {
 		return
 	}
 	if m.Type == protocol.TypePing {

@@ -84,7 +84,12 @@ func Start(t *testing.T, bin, shell string, args ...string) *Proc {
 		_ = cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(p.Kill)
+	t.Cleanup(func() {
+		p.Kill()
+		if out := p.Output(); strings.Contains(out, "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race:\n%s", bin, out)
+		}
+	})
 	select {
 	case a := <-ready:
 		p.WSAddr, p.HTTPAddr = a[0], a[1]
