@@ -10,6 +10,12 @@
 //     against a bare gnet + gobwas/ws holder.
 //   - Throughput: PUT -> delivered -> acked per second against a bare
 //     fasthttp PUT handler answering the same client.
+//   - Latency: PUT -> notification percentiles, open loop, at half the
+//     maximum rate.
+//   - Cluster: the PUT path through a non-owner node against the owner's
+//     own, in alternating phases of one run.
+//   - Failover: how long a killed node's UAIDs go unserved, and how long
+//     ten nodes take to agree on their member list.
 //
 // Functions here block; each Run call owns the processes it starts and
 // stops them before it returns.

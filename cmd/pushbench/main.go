@@ -2,6 +2,8 @@
 // started in the same run and prints the figures with the machine.
 //
 //	pushbench idle -pushd bin/pushd -conns 15000
+//	pushbench cluster -pushd bin/pushd -devices 64 -replicas 1
+//	pushbench failover -pushd bin/pushd -devices 32
 //	pushbench holder -addr 127.0.0.1:0     (the baseline process idle starts)
 package main
 
@@ -11,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -19,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|holder|baseline-http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|cluster|failover|holder|baseline-http [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -85,6 +88,66 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("open-loop rate: %.0f PUT/s over %d devices; %d answered 200, %d not; %d notifications matched\n", res.Rate, cfg.Devices, res.Sent, res.Errors, res.Received)
 		fmt.Printf("PUT -> notification: p50 %v  p99 %v  p99.9 %v  max %v\n", res.P50, res.P99, res.P999, res.Max)
 		return nil
+	case "cluster":
+		var cfg bench.ClusterConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Devices, "devices", 64, "devices on node A with UAIDs A owns, each a closed PUT -> notification -> ack loop")
+		fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per throughput phase")
+		fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "warm-up before the first phase, over both paths")
+		fs.IntVar(&cfg.Rounds, "rounds", 2, "rounds of phases, each local then remote")
+		fs.IntVar(&cfg.Replicas, "replicas", 1, "pushd -replicas")
+		fs.IntVar(&cfg.Samples, "samples", 2000, "sequential single-client PUTs per latency phase")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
+		_ = fs.Parse(args)
+		cfg.Progress = progress
+		res, err := bench.RunCluster(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		printHeader()
+		fmt.Printf("2 nodes, -replicas %d; %d devices on node A, UAIDs owned by A; %d rounds\n", res.Replicas, res.Devices, res.Rounds)
+		for _, p := range []struct {
+			name string
+			p    bench.ClusterPath
+		}{{"local  (PUT to A, the owner)    ", res.Local}, {"remote (PUT to B, forwarded to A)", res.Remote}} {
+			fmt.Printf("%s: %.0f cycles/s, nodes' CPU %v per cycle, sequential PUT p50 %v p99 %v p99.9 %v max %v (%d errors)\n",
+				p.name, p.p.Cycles, p.p.CPU, p.p.P50, p.p.P99, p.p.P999, p.p.Max, p.p.Errors)
+		}
+		p50, p99, p999 := res.LatencyRatios()
+		fmt.Printf("ratio remote/local: throughput %.2f, latency p50 %.2f p99 %.2f p99.9 %.2f, CPU per cycle %.2f\n",
+			res.CycleRatio(), p50, p99, p999, float64(res.Remote.CPU)/float64(res.Local.CPU))
+		return nil
+	case "failover":
+		var cfg bench.FailoverConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Devices, "devices", 32, "offline devices owned by the node that is killed, each with a PUT loop")
+		fs.DurationVar(&cfg.Interval, "interval", 5*time.Millisecond, "least time between one device's PUTs")
+		fs.DurationVar(&cfg.Before, "before", 2*time.Second, "PUT loops before the kill")
+		fs.DurationVar(&cfg.Timeout, "timeout", time.Minute, "longest wait for the cluster and for recovery")
+		fs.IntVar(&cfg.ConvergeNodes, "converge-nodes", 10, "size of the cluster timed for convergence; -1 skips it")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
+		_ = fs.Parse(args)
+		cfg.Progress = progress
+		res, err := bench.RunFailover(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		printHeader()
+		fmt.Printf("3 nodes, -replicas 2; %d offline devices owned by node-2, PUT loops against node-0; node-2 SIGKILLed\n", res.Devices)
+		fmt.Printf("kill -> first 202: %v; kill -> every device had a 202: %v\n", res.FirstOK, res.AllOK)
+		fmt.Printf("kill -> node-0 lists 2 members: %v\n", res.Members)
+		fmt.Printf("answers to PUTs sent after the kill (status: count; -1 = no answer): %v\n", res.Answers)
+		if res.ConvergeNodes > 0 {
+			fmt.Printf("%d-node convergence (last start -> every node lists %d): %v (the last node served after %v)\n",
+				res.ConvergeNodes, res.ConvergeNodes, res.Converge, res.LastReady)
+		}
+		return nil
 	case "idle":
 		var cfg bench.IdleConfig
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
@@ -108,4 +171,13 @@ func run(ctx context.Context, cmd string, args []string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown scenario %q", cmd)
+}
+
+func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+// printHeader prints the machine and the command line the figures come
+// from.
+func printHeader() {
+	fmt.Printf("machine: %s\n", bench.Machine())
+	fmt.Printf("command: %s\n", strings.Join(os.Args, " "))
 }
