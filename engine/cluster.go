@@ -628,16 +628,16 @@ func (n *Node) replicaTargets(u uuid.UUID) []string {
 	return slices.DeleteFunc(pref, func(s string) bool { return s == n.self })
 }
 
-// replicateUAID copies u's records to its replicas and returns once every
-// one has them durably: a version is answered 200/202 only then.
+// replicate copies the records a write changed (u's channels chids, and
+// its meta record with meta) to u's replicas and returns once every one
+// has them durably: a version is answered 200/202 only then.
 // REQUIRES: u's slot held.
-func (n *Node) replicateUAID(u uuid.UUID) error {
+func (n *Node) replicate(u uuid.UUID, chids []uuid.UUID, meta bool) error {
 	targets := n.replicaTargets(u)
 	if len(targets) == 0 {
 		return nil
 	}
-	h := shardstore.RingHash(u)
-	kvs, _, err := n.store.Export(h, h, nil, 0, 0)
+	kvs, err := n.store.Records(u, chids, meta)
 	if err != nil {
 		return fmt.Errorf("%w: replicate: %w", ErrStore, err)
 	}

@@ -61,7 +61,7 @@ func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error)
 		return PutNotFound, nil
 	}
 	if res.Outcome == shardstore.PutStored {
-		if err := n.replicateUAID(u); err != nil {
+		if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
 			return PutFailed, err
 		}
 	}
@@ -225,7 +225,7 @@ func (n *Node) ownerRegister(u, chid uuid.UUID) (int, error) {
 	defer n.locks.release(u)
 	_, err := n.store.Register(u, chid)
 	if err == nil {
-		err = n.replicateUAID(u)
+		err = n.replicate(u, []uuid.UUID{chid}, false)
 	}
 	switch {
 	case errors.Is(err, shardstore.ErrTooManyChannels):
@@ -266,7 +266,7 @@ func (n *Node) ownerSetKick(u uuid.UUID, meta []byte) error {
 	if err := n.store.SetMeta(u, meta); err != nil {
 		return err
 	}
-	return n.replicateUAID(u)
+	return n.replicate(u, nil, true)
 }
 
 // ownerAck clears acknowledged versions of a single-UAID connection and

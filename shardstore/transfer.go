@@ -22,7 +22,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -148,10 +147,12 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     both are equal the local one.
 //   - Meta record (the KICK target): taken when absent locally, otherwise
 //     the local one is kept.
-//   - Pending index records are ignored. For every UAID with a record in kvs
-//     the index is recomputed from its channel records after the merge,
-//     those not in kvs included, so it names exactly the channels with a
-//     pending version.
+//   - Pending index records are ignored. Each channel record written by the
+//     merge adds its channel to, or removes it from, its UAID's pending
+//     index (read by key, like Put and Ack do), so the index keeps naming
+//     exactly the channels with a pending version without a scan of the
+//     UAID's channels, which would step over every obsolete version of a
+//     hot channel record.
 //
 // The merge may leave a UAID with more than Options.MaxChannels channels;
 // nothing is dropped to enforce it (Register refuses new ones).
@@ -181,27 +182,60 @@ func (s *Store) Import(kvs []KV) (err error) {
 	// below sees the merged channels.
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	touched := make([]prefix, 0, len(kvs)/2+1)
+	// pending collects, per UAID, the new pending state of each channel
+	// the merge wrote, in order.
+	type change struct {
+		id      uuid.UUID
+		pending bool
+	}
+	var (
+		order   []prefix
+		changes = make(map[prefix][]change)
+	)
 	for _, kv := range kvs {
-		p := prefix(kv.Key[:prefixLen])
-		if len(touched) == 0 || touched[len(touched)-1] != p {
-			touched = append(touched, p)
-		}
-		var err error
+		var (
+			wrote   bool
+			pending bool
+			err     error
+		)
 		switch kv.Key[prefixLen] {
 		case kindChannel:
-			err = importChannel(b, kv)
+			wrote, pending, err = importChannel(b, kv)
 		case kindMeta:
 			err = importMeta(b, kv)
 		}
 		if err != nil {
 			return fmt.Errorf("shardstore: import: %w", err)
 		}
+		if wrote {
+			p := prefix(kv.Key[:prefixLen])
+			id, _ := channelIDFromKey(kv.Key) // validated by checkRecord
+			if _, seen := changes[p]; !seen {
+				order = append(order, p)
+			}
+			changes[p] = append(changes[p], change{id, pending})
+		}
 	}
-	slices.SortFunc(touched, func(a, b prefix) int { return bytes.Compare(a[:], b[:]) })
-	touched = slices.Compact(touched)
-	if err := rebuildPendingSets(b, touched); err != nil {
-		return fmt.Errorf("shardstore: import: %w", err)
+	for _, p := range order {
+		ids, err := batchPendingSet(b, &p)
+		if err != nil {
+			return fmt.Errorf("shardstore: import: %w", err)
+		}
+		changed := false
+		for _, c := range changes[p] {
+			var ch bool
+			if c.pending {
+				ids, ch = addPending(ids, c.id)
+			} else {
+				ids, ch = removePending(ids, c.id)
+			}
+			changed = changed || ch
+		}
+		if changed {
+			if err := writePendingSet(b, &p, ids); err != nil {
+				return fmt.Errorf("shardstore: import: %w", err)
+			}
+		}
 	}
 	if b.Empty() {
 		return nil
@@ -209,28 +243,79 @@ func (s *Store) Import(kvs []KV) (err error) {
 	return s.commit(b, true)
 }
 
-// importChannel merges one validated channel record into b.
-func importChannel(b *pebble.Batch, kv KV) error {
+// batchPendingSet reads a UAID's pending index through b.
+func batchPendingSet(b *pebble.Batch, p *prefix) ([]uuid.UUID, error) {
+	key := p.pendingKey()
+	v, closer, err := b.Get(key[:])
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get pending index: %w", err)
+	}
+	defer closer.Close()
+	return decodePendingSet(v)
+}
+
+// importChannel merges one validated channel record into b and reports
+// whether it wrote it, and then whether it has a pending version.
+func importChannel(b *pebble.Batch, kv KV) (wrote, pending bool, err error) {
 	in, _ := decodeChannel(kv.Value) // validated by checkRecord
 	cur, closer, err := b.Get(kv.Key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		return fmt.Errorf("get channel: %w", err)
+		return false, false, fmt.Errorf("get channel: %w", err)
 	default:
 		local, derr := decodeChannel(cur)
 		_ = closer.Close()
 		if derr != nil {
-			return fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
+			return false, false, fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
 		}
 		if in.version < local.version || in.version == local.version && in.pending <= local.pending {
-			return nil
+			return false, false, nil
 		}
 	}
 	if err := b.Set(kv.Key, kv.Value, nil); err != nil {
-		return fmt.Errorf("set channel: %w", err)
+		return false, false, fmt.Errorf("set channel: %w", err)
 	}
-	return nil
+	return true, in.pending != 0, nil
+}
+
+// Records returns, in transfer form, the stored records of uaid's channels
+// chids (those that exist) and, with meta, its meta record: what a write
+// of those records changed, for a replica to Import. Point lookups only.
+func (s *Store) Records(uaid uuid.UUID, chids []uuid.UUID, meta bool) (kvs []KV, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit(&err)
+
+	p := uaidPrefix(uaid)
+	get := func(key []byte) error {
+		v, closer, err := s.db.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("shardstore: records: %w", err)
+		}
+		kvs = append(kvs, KV{Key: bytes.Clone(key), Value: bytes.Clone(v)})
+		return closer.Close()
+	}
+	if meta {
+		key := p.metaKey()
+		if err := get(key[:]); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range chids {
+		key := p.channelKey(id)
+		if err := get(key[:]); err != nil {
+			return nil, err
+		}
+	}
+	return kvs, nil
 }
 
 // importMeta merges one validated meta record into b: the local one wins.
@@ -245,83 +330,6 @@ func importMeta(b *pebble.Batch, kv KV) error {
 	}
 	if err := b.Set(kv.Key, kv.Value, nil); err != nil {
 		return fmt.Errorf("set meta: %w", err)
-	}
-	return nil
-}
-
-// rebuildPendingSets sets the pending index of every UAID in prefixes
-// (sorted) to the channels with a pending version in b's view, writing only
-// those that change. An absent index stays absent while nothing is pending.
-func rebuildPendingSets(b *pebble.Batch, prefixes []prefix) (err error) {
-	type update struct {
-		p   prefix
-		ids []uuid.UUID
-	}
-	var updates []update
-	it, err := b.NewIter(nil)
-	if err != nil {
-		return fmt.Errorf("pending index: %w", err)
-	}
-	defer func() {
-		if it != nil {
-			_ = it.Close()
-		}
-	}()
-	want := make([]byte, 0, 64)
-	for i := range prefixes {
-		p := &prefixes[i]
-		lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
-		var ids []uuid.UUID
-		for valid := it.SeekGE(lo[:]); valid && bytes.Compare(it.Key(), hi[:]) < 0; valid = it.Next() {
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return fmt.Errorf("pending index: %w", err)
-			}
-			rec, err := decodeChannel(v)
-			if err != nil {
-				return fmt.Errorf("channel %x: %w", it.Key(), err)
-			}
-			if rec.pending != 0 {
-				id, ok := channelIDFromKey(it.Key())
-				if !ok {
-					return fmt.Errorf("%w: key %x", ErrCorrupt, it.Key())
-				}
-				ids = append(ids, id)
-			}
-		}
-		if err := it.Error(); err != nil {
-			return fmt.Errorf("pending index: %w", err)
-		}
-
-		want = append(want[:0], pendingEncV1)
-		for _, id := range ids {
-			want = append(want, id[:]...)
-		}
-		key := p.pendingKey()
-		same := false
-		switch have, closer, err := b.Get(key[:]); {
-		case errors.Is(err, pebble.ErrNotFound):
-			same = len(ids) == 0
-		case err != nil:
-			return fmt.Errorf("get pending index: %w", err)
-		default:
-			same = bytes.Equal(have, want)
-			_ = closer.Close()
-		}
-		if !same {
-			updates = append(updates, update{p: *p, ids: ids})
-		}
-	}
-	// b's iterator does not see later writes; close it before writing.
-	cerr := it.Close()
-	it = nil
-	if cerr != nil {
-		return fmt.Errorf("pending index: %w", cerr)
-	}
-	for i := range updates {
-		if err := writePendingSet(b, &updates[i].p, updates[i].ids); err != nil {
-			return fmt.Errorf("pending index: %w", err)
-		}
 	}
 	return nil
 }

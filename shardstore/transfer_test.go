@@ -843,3 +843,54 @@ func TestDropRanges(t *testing.T) {
 		t.Fatalf("fixture does not straddle the ranges: %d dropped, %d kept", dropped, kept)
 	}
 }
+
+// TestRecordsReplicateWrites: the records a write changed, read by key and
+// imported into a replica, bring it to the writer's state, pending index
+// included, through registers, puts and a kick target (acks are applied
+// on both, as the engine replicates them).
+func TestRecordsReplicateWrites(t *testing.T) {
+	owner, replica := newDiskStore(t, ""), newDiskStore(t, "")
+	u := uuid.New()
+	a, b := id(1), id(2)
+	sync := func(chids []uuid.UUID, meta bool) {
+		t.Helper()
+		kvs, err := owner.Records(u, chids, meta)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustImport(t, replica, kvs)
+		if got, want := stateOf(t, replica, u), stateOf(t, owner, u); !sameState(got, want) {
+			t.Fatalf("replica %+v, owner %+v", got, want)
+		}
+		checkPendingIndex(t, replica, u)
+	}
+	put := func(c uuid.UUID, v uint64) {
+		t.Helper()
+		if _, err := owner.Put(u, c, Put{Version: v, Data: []byte("d")}); err != nil {
+			t.Fatal(err)
+		}
+		sync([]uuid.UUID{c}, false)
+	}
+	mustRegister(t, owner, u, a)
+	sync([]uuid.UUID{a}, false)
+	mustRegister(t, owner, u, b)
+	sync([]uuid.UUID{b}, false)
+	put(a, 5)
+	put(b, 7)
+	put(a, 6)
+	// Acks travel as acks: a merge keeps a pending version over an acked
+	// one of the same version.
+	for _, s := range []*Store{owner, replica} {
+		if err := s.Ack(u, []Ack{{Channel: a, Version: 6}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync([]uuid.UUID{a}, false)
+	if err := owner.SetMeta(u, []byte(`{"type":"udp"}`)); err != nil {
+		t.Fatal(err)
+	}
+	sync(nil, true)
+	if kvs, err := owner.Records(uuid.New(), []uuid.UUID{a}, true); err != nil || len(kvs) != 0 {
+		t.Fatalf("records of an unknown UAID: %v %v", kvs, err)
+	}
+}
