@@ -775,6 +775,9 @@ func (n *Node) leave() {
 	// Calls already on their way here still land; give them the time the
 	// others need to see the leave.
 	time.Sleep(cluster.DefaultDebounce + 300*time.Millisecond)
+	// From here on, calls that would add state are refused (their callers
+	// retry at the new owners), so the records pushed are final.
+	n.leaving.Store(true)
 	next := &view{ring: cluster.NewRing(rest, n.cfg.Replicas), members: old.members, addrs: old.addrs}
 	n.push(old, next)
 	n.log.Info("cluster: handed over and left")

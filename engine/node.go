@@ -62,6 +62,9 @@ type Node struct {
 	ml    *cluster.Membership
 	edges edgeTable
 	fills [cluster.Partitions]atomic.Pointer[fill]
+	// leaving: the node is handing its UAIDs over (leave); it refuses
+	// owner calls that would add state.
+	leaving atomic.Bool
 
 	ready    atomic.Bool
 	shutdown atomic.Bool

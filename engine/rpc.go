@@ -110,7 +110,7 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if _, local := n.ownerOf(u); !local {
+		if !n.ownsForCall(u) {
 			return nil, errNotOwner
 		}
 		st, err := n.ownerPut(u, chid, p, wait)
@@ -127,7 +127,7 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if _, local := n.ownerOf(u); !local {
+		if !n.ownsForCall(u) {
 			return nil, errNotOwner
 		}
 		known, ok := n.ownerHello(remoteHolder(from, id), u, chids, nil)
@@ -140,7 +140,7 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if n.anyRemote(uaids) {
+		if n.leaving.Load() || n.anyRemote(uaids) {
 			return nil, errNotOwner
 		}
 		if !n.attachMulti(remoteHolder(from, id), uaids) {
@@ -151,7 +151,7 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if _, local := n.ownerOf(u); !local {
+		if !n.ownsForCall(u) {
 			return nil, errNotOwner
 		}
 		status, err := n.ownerRegister(u, chid)
@@ -172,7 +172,7 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if _, local := n.ownerOf(u); !local {
+		if !n.ownsForCall(u) {
 			return nil, errNotOwner
 		}
 		return nil, n.ownerSetKick(u, meta)
@@ -230,6 +230,13 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		return n.serveClusterCall(from, method, &r)
 	}
 	return out, nil
+}
+
+// ownsForCall reports whether this node takes a call that adds state for
+// u: it owns u and is not leaving.
+func (n *Node) ownsForCall(u uuid.UUID) bool {
+	_, local := n.ownerOf(u)
+	return local && !n.leaving.Load()
 }
 
 // methodName names a call method in metrics and logs.

@@ -390,47 +390,65 @@ func TestClusterKill9LosesNoAcceptedVersion(t *testing.T) {
 	ms := startTestCluster(t, 3, "-replicas", "2")
 	devs := registerOffline(t, ms, 30)
 
-	var (
-		mu       sync.Mutex
-		accepted = make([]uint64, len(devs))
-		next     = make([]uint64, len(devs))
-		answered = map[int]int{}
-	)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	for range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				mu.Lock()
-				i := rand.IntN(len(devs))
-				next[i]++
-				v := next[i]
-				mu.Unlock()
-				st, err := putVersion(ctx, ms[rand.IntN(3)].HTTPAddr, devs[i].path, v)
-				if err != nil {
-					continue
-				}
-				mu.Lock()
-				answered[st]++
-				if st == 200 || st == 202 {
-					accepted[i] = max(accepted[i], v)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	storm := startStorm(t, ms, devs)
 	time.Sleep(time.Second)
 	ms[2].Kill()
 	time.Sleep(2 * time.Second)
-	cancel()
-	wg.Wait()
-	t.Logf("PUT answers: %v", answered)
+	accepted := storm.stop()
 
 	survivors := ms[:2]
 	waitMembers(t, survivors, 2)
 	expectDelivered(t, survivors, devs, accepted)
+}
+
+// putStorm PUTs increasing versions to random devices through random
+// nodes until stopped, and remembers the highest version answered 200/202
+// per device.
+type putStorm struct {
+	t        *testing.T
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	accepted []uint64
+	answered map[int]int
+}
+
+func startStorm(t *testing.T, ms []*member, devs []offlineDevice) *putStorm {
+	ctx, cancel := context.WithCancel(t.Context())
+	s := &putStorm{t: t, cancel: cancel, accepted: make([]uint64, len(devs)), answered: map[int]int{}}
+	next := make([]uint64, len(devs))
+	for range 16 {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for ctx.Err() == nil {
+				s.mu.Lock()
+				i := rand.IntN(len(devs))
+				next[i]++
+				v := next[i]
+				s.mu.Unlock()
+				st, err := putVersion(ctx, ms[rand.IntN(len(ms))].HTTPAddr, devs[i].path, v)
+				if err != nil {
+					continue // the node is gone; this PUT was never answered
+				}
+				s.mu.Lock()
+				s.answered[st]++
+				if st == 200 || st == 202 {
+					s.accepted[i] = max(s.accepted[i], v)
+				}
+				s.mu.Unlock()
+			}
+		}()
+	}
+	return s
+}
+
+// stop ends the storm and returns the highest accepted version per device.
+func (s *putStorm) stop() []uint64 {
+	s.cancel()
+	s.wg.Wait()
+	s.t.Logf("PUT answers: %v", s.answered)
+	return s.accepted
 }
 
 // TestClusterJoinWhilePending: a fourth node joins while versions are
@@ -467,9 +485,9 @@ func TestClusterJoinWhilePending(t *testing.T) {
 	expectDelivered(t, ms, devs, want)
 }
 
-// TestClusterGracefulLeave: a node stopped with SIGTERM hands its UAIDs
-// over; its clients are closed with 1001, reconnect elsewhere and get
-// every version, as do offline devices.
+// TestClusterGracefulLeave: a node stopped with SIGTERM during a PUT
+// storm hands its UAIDs over; its clients are closed with 1001, reconnect
+// elsewhere and get every version, as do offline devices.
 func TestClusterGracefulLeave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("multi-process test")
@@ -490,6 +508,8 @@ func TestClusterGracefulLeave(t *testing.T) {
 	chid := uuid.NewString()
 	path := onLeaver.register(chid)
 
+	storm := startStorm(t, ms, devs)
+	time.Sleep(time.Second)
 	if !ms[2].Stop(30 * time.Second) {
 		t.Fatal("node did not stop")
 	}
@@ -499,6 +519,10 @@ func TestClusterGracefulLeave(t *testing.T) {
 	}
 	survivors := ms[:2]
 	waitMembers(t, survivors, 2)
+	time.Sleep(time.Second)
+	for i, v := range storm.stop() {
+		want[i] = max(want[i], v)
+	}
 	st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 9)
 	if err != nil || st != 202 {
 		t.Fatalf("PUT after leave: %d %v", st, err)
