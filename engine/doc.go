@@ -16,8 +16,24 @@
 //
 // Owner operations (put, hello, register, unregister, ack, disconnect)
 // take the UAID's slot in the striped lock table (lock.go) and then touch the
-// shard store (shardstore). A single node owns every UAID; the cluster adds
-// routing in front of the same operations.
+// shard store (shardstore). route.go carries each one to the UAID's owner on
+// the ring (cluster.go): in place when that is this node, through a call
+// over cluster.Transport (rpc.go) otherwise. A standalone node is a cluster
+// of one whose ring holds only itself.
+//
+// # Cluster
+//
+// The owner names a UAID's connection with a holder (holder.go): a client
+// of this node, or (node, connection id). The node holding a connection
+// keeps it in its edge table (edges.go), through which owners elsewhere
+// send UPDATEs (queued in the connection's mailbox, so they follow the
+// message being carried out) and close orders, and from which a node that
+// takes UAIDs over learns their connections. Writes are replicated to the
+// rest of the UAID's preference list before they are answered. Member
+// list changes are put in force on the membership's goroutine: fetch the
+// records of partitions gained (owner operations on them wait), take
+// their presence, drop presence and flights of partitions lost, push
+// records to new holders, and drop handed partitions after a grace.
 //
 // # Concurrency
 //
@@ -26,9 +42,15 @@
 //	uaid slot (lockTable: held flag, waited on, never a mutex held across I/O)
 //	  -> lockTable stripe mutex
 //	  -> hub stripe mutex
+//	  -> edgeTable stripe mutex
 //	  -> client.mu (mailbox)
 //	  -> connList shard mutex
 //
 // No mutex is held across disk I/O, network I/O or a channel send that can
-// block. Per-connection fields are owned as documented on client.
+// block. A slot (not a mutex) is held across the store write, the calls to
+// replicas and the deliver call to a connection's node; those calls never
+// take a slot on the node they reach, except replica imports, which take
+// the UAID's slot there (an owner never replicates to itself). Several
+// slots are taken together only by imports, in UAID order. Per-connection
+// fields are owned as documented on client.
 package engine
