@@ -14,6 +14,9 @@
 //     maximum rate.
 //   - Cluster: the PUT path through a non-owner node against the owner's
 //     own, in alternating phases of one run.
+//   - Hellos: connections per second from dial to hello answered
+//     against the holder's dial to upgraded, same client, alternating
+//     phases of one run.
 //   - Failover: how long a killed node's UAIDs go unserved, and how long
 //     ten nodes take to agree on their member list.
 //

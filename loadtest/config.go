@@ -244,6 +244,9 @@ func (c Config) validate() error {
 	if c.Conns < 0 || c.Ramp < 0 || c.Rate < 0 || c.Duration < 0 || c.Hold < 0 {
 		return errors.New("loadtest: negative count, rate or duration")
 	}
+	if c.Scenario == ScenarioSteady && plannedPuts(c.Rate, c.Duration) > maxPlannedPuts {
+		return fmt.Errorf("loadtest: rate x duration is over %d PUTs", maxPlannedPuts)
+	}
 	if c.StormPct < 0 || c.StormPct > 100 {
 		return fmt.Errorf("loadtest: storm percentage %v outside 0..100", c.StormPct)
 	}

@@ -299,8 +299,9 @@ func (l *local) register(c *conn, gc gnet.Conn, now int64) {
 	c.t0 = now
 }
 
-// notification matches a notification's versions to the PUT schedule and
-// acknowledges it as the ack mode says.
+// notification matches a notification's versions to the PUT schedule
+// (each settles its PUT and the earlier PUTs of its channel, see putPlan)
+// and acknowledges it as the ack mode says.
 func (l *local) notification(c *conn, gc gnet.Conn, msg []byte) gnet.Action {
 	s := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(s)
@@ -321,15 +322,7 @@ func (l *local) notification(c *conn, gc gnet.Conn, msg []byte) gnet.Action {
 	now := time.Now().UnixNano()
 	if plan := l.plan.Load(); plan != nil {
 		for _, u := range ups {
-			lat, first, ok := plan.match(u.version, now)
-			switch {
-			case !ok:
-			case first:
-				l.rec.versions.Add(1)
-				l.rec.latency(kPutToNotification, lat)
-			default:
-				l.rec.dups.Add(1)
-			}
+			plan.notified(l.rec, u.chid, u.version, now)
 		}
 	}
 	switch l.cfg.Ack.Kind {

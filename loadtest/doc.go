@@ -8,7 +8,11 @@
 //   - steady: ramp connections (hello + registers), hold them idle, then
 //     PUT open loop at a fixed rate to random channels; every PUT has an
 //     intended send time and latencies count from it, so a stalled server
-//     cannot hide its stall (coordinated omission).
+//     cannot hide its stall (coordinated omission). A notification
+//     settles its own PUT and every earlier outstanding PUT of its
+//     channel, which the server may have answered 200 without a
+//     notification when two PUTs reached it out of order; those count
+//     as superseded, not missing.
 //   - storm: ramp, then drop a share of the connections at once and
 //     reconnect them with their UAID and channel IDs.
 //   - idle: ramp and hold.

@@ -69,8 +69,12 @@ func TestSteadyMatchesNode(t *testing.T) {
 	if rep.Puts.Status["200"] == 0 || rep.Notifications.Versions == 0 || rep.Notifications.Versions > rep.Puts.Status["200"] {
 		t.Fatalf("200s %d, versions received %d", rep.Puts.Status["200"], rep.Notifications.Versions)
 	}
-	if rep.LatencyMs["put_to_notification"].Count != int64(rep.Notifications.Versions) {
-		t.Fatalf("latency count %d, versions %d", rep.LatencyMs["put_to_notification"].Count, rep.Notifications.Versions)
+	notif := rep.Notifications
+	if rep.LatencyMs["put_to_notification"].Count != int64(notif.Versions+notif.Superseded) {
+		t.Fatalf("latency count %d, versions %d + superseded %d", rep.LatencyMs["put_to_notification"].Count, notif.Versions, notif.Superseded)
+	}
+	if notif.Versions+notif.Superseded+notif.Missing != rep.Puts.Status["200"] {
+		t.Fatalf("200s %d, notifications %+v", rep.Puts.Status["200"], notif)
 	}
 	if rep.Memory.Conns != 300 {
 		t.Fatalf("memory %+v", rep.Memory)

@@ -59,12 +59,17 @@ type Report struct {
 	Notifications struct {
 		// Received counts notification messages; Versions the PUTs'
 		// versions received the first time; Duplicates the others.
-		// Missing is PUTs answered 200 (written to the device) whose
-		// version never arrived: superseded by a later version of the
-		// channel before delivery, stale, or lost.
+		// Superseded is PUTs answered 200 whose own version never
+		// arrived because a later version of the same channel did
+		// (first): two PUTs reached the server out of order, and it
+		// answered the older 200 without a notification, or replaced a
+		// pending version before delivery. Their put_to_notification
+		// latency runs to that later notification. Missing is PUTs
+		// answered 200 that were neither received nor superseded.
 		Received   uint64 `json:"received"`
 		Versions   uint64 `json:"versions"`
 		Duplicates uint64 `json:"duplicates"`
+		Superseded uint64 `json:"superseded"`
 		Missing    uint64 `json:"missing"`
 	} `json:"notifications"`
 	Acks struct {
@@ -170,8 +175,9 @@ func (r *Report) fill(p *Partial, series []SeriesPoint, peakOpen int64, elapsed 
 		r.Puts.PerSecond = float64(c.responses()) / p.Seconds
 	}
 	r.Notifications.Received, r.Notifications.Versions, r.Notifications.Duplicates = c.Notifications, c.Versions, c.Duplicates
-	if ok200 := c.PutStatus["200"]; ok200 > c.Versions {
-		r.Notifications.Missing = ok200 - c.Versions
+	r.Notifications.Superseded = c.Superseded
+	if ok200, settled := c.PutStatus["200"], c.Versions+c.Superseded; ok200 > settled {
+		r.Notifications.Missing = ok200 - settled
 	}
 	r.Acks.Sent = c.Acks
 	if r.Scenario == string(ScenarioStorm) {

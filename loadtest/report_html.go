@@ -47,6 +47,7 @@ func (r *Report) HTML() []byte {
 	row(&b, "PUTs (planned / sent / transport errors)", fmt.Sprintf("%d / %d / %d", r.Puts.Planned, r.Puts.Sent, r.Puts.Errors))
 	row(&b, "PUT answers per second", fmt.Sprintf("%.0f", r.Puts.PerSecond))
 	row(&b, "notifications (messages / versions / duplicates)", fmt.Sprintf("%d / %d / %d", r.Notifications.Received, r.Notifications.Versions, r.Notifications.Duplicates))
+	row(&b, "PUTs answered 200 without their own notification (superseded / missing)", fmt.Sprintf("%d / %d", r.Notifications.Superseded, r.Notifications.Missing))
 	row(&b, "acks sent", fmt.Sprint(r.Acks.Sent))
 	if s := r.Storm; s != nil {
 		row(&b, "storm (dropped / reconnected / failed / UAID resets)", fmt.Sprintf("%d / %d / %d / %d", s.Dropped, s.Reconnected, s.Failed, s.UAIDResets))

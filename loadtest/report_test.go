@@ -20,7 +20,7 @@ func sampleReport() *Report {
 	r := newReport(cfg, time.Unix(1700000000, 0))
 	p := &Partial{Target: 1000, PutsPlanned: 500, Seconds: 2}
 	p.Counts = Counts{Established: 990, Failed: 10, Hellos: 990, Registers: 990, PutsSent: 500,
-		PutStatus: map[string]uint64{"200": 480, "503": 20}, Notifications: 470, Versions: 470, Acks: 470,
+		PutStatus: map[string]uint64{"200": 480, "503": 20}, Notifications: 470, Versions: 470, Superseded: 4, Acks: 470,
 		Closes: map[string]uint64{"1006": 2}, Errors: map[string]uint64{"dial": 10}}
 	p.Memory = Memory{RSSBefore: 10 << 20, RSSAfter: 11 << 20, Conns: 990, BytesPerConn: 1059}
 	for k := range p.hists {
@@ -70,7 +70,7 @@ func TestReportJSONShape(t *testing.T) {
 	for path, want := range map[string]float64{
 		"connections.target": 1000, "connections.established": 990, "connections.failed": 10,
 		"puts.sent": 500, "puts.status.200": 480, "puts.status.503": 20,
-		"notifications.received": 470, "notifications.missing": 10, "acks.sent": 470,
+		"notifications.received": 470, "notifications.superseded": 4, "notifications.missing": 6, "acks.sent": 470,
 		"memory.bytes_per_conn": 1059, "machine.cpus": float64(r.Machine.CPUs),
 	} {
 		if got := get(path); got != want {

@@ -120,6 +120,7 @@ type Counts struct {
 	Notifications     uint64            `json:"notifications,omitempty"`
 	Versions          uint64            `json:"versions,omitempty"`
 	Duplicates        uint64            `json:"duplicates,omitempty"`
+	Superseded        uint64            `json:"superseded,omitempty"`
 	Acks              uint64            `json:"acks,omitempty"`
 	Dropped           uint64            `json:"dropped,omitempty"`
 	Reconnected       uint64            `json:"reconnected,omitempty"`
@@ -143,6 +144,7 @@ func (c *Counts) Add(o Counts) {
 	c.Notifications += o.Notifications
 	c.Versions += o.Versions
 	c.Duplicates += o.Duplicates
+	c.Superseded += o.Superseded
 	c.Acks += o.Acks
 	c.Dropped += o.Dropped
 	c.Reconnected += o.Reconnected
@@ -168,6 +170,7 @@ func (c Counts) sub(prev Counts) Counts {
 		Notifications:     c.Notifications - prev.Notifications,
 		Versions:          c.Versions - prev.Versions,
 		Duplicates:        c.Duplicates - prev.Duplicates,
+		Superseded:        c.Superseded - prev.Superseded,
 		Acks:              c.Acks - prev.Acks,
 		Dropped:           c.Dropped - prev.Dropped,
 		Reconnected:       c.Reconnected - prev.Reconnected,
@@ -250,6 +253,7 @@ type recorder struct {
 	putsSent, putErrors               atomic.Uint64
 	putStatus                         [maxStatus]atomic.Uint64
 	notifications, versions, dups     atomic.Uint64
+	superseded                        atomic.Uint64
 	acks                              atomic.Uint64
 	dropped, reconnected, reconnFails atomic.Uint64
 	uaidResets                        atomic.Uint64
@@ -334,6 +338,7 @@ func (r *recorder) counts() Counts {
 		Notifications:     r.notifications.Load(),
 		Versions:          r.versions.Load(),
 		Duplicates:        r.dups.Load(),
+		Superseded:        r.superseded.Load(),
 		Acks:              r.acks.Load(),
 		Dropped:           r.dropped.Load(),
 		Reconnected:       r.reconnected.Load(),

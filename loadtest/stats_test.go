@@ -196,26 +196,6 @@ func TestRecorderIntervals(t *testing.T) {
 	}
 }
 
-func TestPutPlanMatch(t *testing.T) {
-	start := time.Unix(0, 1_000_000_000)
-	p := newPutPlan(start, 1000, 100) // one PUT per ms
-	if got := p.intended(10); got != 1_010_000_000 {
-		t.Fatalf("intended(10) = %d", got)
-	}
-	lat, first, ok := p.match(p.base+10, 1_012_500_000)
-	if !ok || !first || lat != 2500 {
-		t.Fatalf("match = %d %v %v", lat, first, ok)
-	}
-	if _, first, ok := p.match(p.base+10, 1_013_000_000); !ok || first {
-		t.Fatal("second receipt counted as first")
-	}
-	for _, v := range []uint64{0, p.base + 100, 1 << 60} {
-		if _, _, ok := p.match(v, 0); ok {
-			t.Fatalf("version %d outside the plan matched", v)
-		}
-	}
-}
-
 func TestAckModeText(t *testing.T) {
 	for _, s := range []string{"now", "never", "delay=250ms", "fraction=0.5"} {
 		a, err := ParseAckMode(s)

@@ -4,6 +4,7 @@
 //	pushbench idle -pushd bin/pushd -conns 15000
 //	pushbench cluster -pushd bin/pushd -devices 64 -replicas 1
 //	pushbench failover -pushd bin/pushd -devices 32
+//	pushbench hellos -pushd bin/pushd -parallel 64
 //	pushbench holder -addr 127.0.0.1:0     (the baseline process idle starts)
 package main
 
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|cluster|failover|holder|baseline-http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|cluster|failover|hellos|holder|baseline-http [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -147,6 +148,34 @@ func run(ctx context.Context, cmd string, args []string) error {
 			fmt.Printf("%d-node convergence (last start -> every node lists %d): %v (the last node served after %v)\n",
 				res.ConvergeNodes, res.ConvergeNodes, res.Converge, res.LastReady)
 		}
+		return nil
+	case "hellos":
+		var cfg bench.HellosConfig
+		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
+		fs.IntVar(&cfg.Parallel, "parallel", 64, "connections in flight, each slot a closed loop of whole connections")
+		fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per phase")
+		fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured time before each phase")
+		fs.IntVar(&cfg.Rounds, "rounds", 2, "rounds of phases, each holder then pushd")
+		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+			cfg.PushdArgs = append(cfg.PushdArgs, s)
+			return nil
+		})
+		_ = fs.Parse(args)
+		cfg.Progress = progress
+		res, err := bench.RunHellos(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		printHeader()
+		fmt.Printf("%d connections in flight, %d rounds; each connection: dial, upgrade, hello frame, [pushd: read hello answer], close\n", res.Parallel, res.Rounds)
+		for _, s := range []struct {
+			name string
+			s    bench.HellosSide
+		}{{"pushd hellos answered      ", res.Pushd}, {"bare holder upgrades       ", res.Holder}} {
+			fmt.Printf("%s: %.0f/s (%d conns, %d errors); server CPU %v per conn, load generator %v per conn\n",
+				s.name, s.s.Rate, s.s.Conns, s.s.Errors, s.s.ServerCPU, s.s.SelfCPU)
+		}
+		fmt.Printf("ratio pushd/holder: %.2f\n", res.Ratio)
 		return nil
 	case "idle":
 		var cfg bench.IdleConfig

@@ -144,8 +144,9 @@ func summary(w io.Writer, r *loadtest.Report) {
 	}
 	if r.Puts.Sent > 0 {
 		fmt.Fprintf(w, "puts: sent %d of %d planned, %.0f/s, status %v, errors %d\n", r.Puts.Sent, r.Puts.Planned, r.Puts.PerSecond, r.Puts.Status, r.Puts.Errors)
-		fmt.Fprintf(w, "notifications: %d messages, %d versions, %d duplicates; acks %d\n",
-			r.Notifications.Received, r.Notifications.Versions, r.Notifications.Duplicates, r.Acks.Sent)
+		fmt.Fprintf(w, "notifications: %d messages, %d versions, %d duplicates, %d PUTs superseded by a newer version, %d missing; acks %d\n",
+			r.Notifications.Received, r.Notifications.Versions, r.Notifications.Duplicates,
+			r.Notifications.Superseded, r.Notifications.Missing, r.Acks.Sent)
 	}
 	if r.Storm != nil {
 		fmt.Fprintf(w, "storm: dropped %d, reconnected %d, failed %d, UAID resets %d\n", r.Storm.Dropped, r.Storm.Reconnected, r.Storm.Failed, r.Storm.UAIDResets)

@@ -36,7 +36,7 @@ func TestRecipeSmallCluster(t *testing.T) {
 			Sent   uint64
 			Status map[string]uint64
 		}
-		Notifications struct{ Received uint64 }
+		Notifications struct{ Received, Superseded, Missing uint64 }
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
@@ -44,7 +44,8 @@ func TestRecipeSmallCluster(t *testing.T) {
 	if r.Connections.Established != 3000 || r.Connections.Failed != 0 {
 		t.Errorf("connections: %+v", r.Connections)
 	}
-	if r.Puts.Sent == 0 || r.Puts.Status["200"] != r.Puts.Sent || r.Notifications.Received != r.Puts.Sent {
+	if r.Puts.Sent == 0 || r.Puts.Status["200"] != r.Puts.Sent || r.Notifications.Missing != 0 ||
+		r.Notifications.Received+r.Notifications.Superseded != r.Puts.Sent {
 		t.Errorf("puts %+v, notifications %+v: every PUT must be answered 200 and delivered", r.Puts, r.Notifications)
 	}
 }
