@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -91,8 +90,7 @@ func (n *Node) startCluster() error {
 	}
 	n.tr = tr
 	n.view.Store(&view{ring: cluster.NewRing(nil, 1), addrs: map[string]string{}})
-	first := make(chan struct{})
-	var once atomic.Bool
+	n.viewReady = make(chan struct{})
 	ml, err := cluster.Start(cluster.Config{
 		Name:     n.self,
 		BindAddr: n.cfg.ClusterAddr,
@@ -100,12 +98,7 @@ func (n *Node) startCluster() error {
 		Key:      []byte(n.cfg.ClusterKey),
 		Meta:     cluster.Meta{RPCAddr: tr.Addr(), WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String()},
 		Logger:   n.log.With("component", "membership"),
-		OnChange: func(members []cluster.Member) {
-			n.membersChanged(members)
-			if once.CompareAndSwap(false, true) {
-				close(first)
-			}
-		},
+		OnChange: n.membersChanged,
 	})
 	if err != nil {
 		_ = tr.Close()
@@ -113,7 +106,7 @@ func (n *Node) startCluster() error {
 	}
 	n.ml = ml
 	select {
-	case <-first:
+	case <-n.viewReady:
 		return nil
 	case <-time.After(30 * time.Second):
 		_ = ml.Shutdown()
@@ -128,6 +121,8 @@ func (n *Node) startCluster() error {
 // the nodes that hold it now. Calls come from the membership's one
 // goroutine.
 func (n *Node) membersChanged(members []cluster.Member) {
+	n.handoffMu.Lock()
+	defer n.handoffMu.Unlock()
 	names := make([]string, 0, len(members))
 	addrs := make(map[string]string, len(members))
 	for _, m := range members {
@@ -153,6 +148,7 @@ func (n *Node) membersChanged(members []cluster.Member) {
 		n.fills[p].Store(&fill{done: make(chan struct{})})
 	}
 	n.view.Store(next)
+	n.readyOnce.Do(func() { close(n.viewReady) }) // serving may start: gained partitions wait for their fill
 	start := time.Now()
 	n.fetch(fetch)
 	n.takePresence(next, gained)
@@ -160,6 +156,7 @@ func (n *Node) membersChanged(members []cluster.Member) {
 		close(n.fills[p].Swap(nil).done)
 	}
 	n.releaseLost(next)
+	n.announce(old, next)
 	handed := n.push(old, next)
 	n.log.Info("cluster handoff done", "partitions_fetched", len(fetch), "partitions_handed", len(handed), "took", time.Since(start))
 	n.dropLater(handed)
@@ -180,6 +177,10 @@ func (n *Node) dropLater(handed []int) {
 			return
 		case <-time.After(n.cfg.HandoffGrace):
 		}
+		// Not while a member list is put in force: a partition gained
+		// back must not be dropped after it was fetched.
+		n.handoffMu.Lock()
+		defer n.handoffMu.Unlock()
 		v := n.view.Load()
 		var ranges []shardstore.Range
 		for _, p := range handed {
@@ -271,6 +272,22 @@ func (n *Node) gainedPartitions(old, next *view) map[int]bool {
 	return gained
 }
 
+// retry runs f up to three times, a second apart, until it succeeds: a
+// handoff outlives a peer's brief trouble (its records are merged, so a
+// repeat is harmless).
+func retry(f func() error) error {
+	var err error
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(time.Second)
+		}
+		if err = f(); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
 // exportPage bounds the bytes of one export or push call.
 const exportPage = 4 << 20
 
@@ -285,8 +302,11 @@ func (n *Node) fetch(plan map[int][]string) {
 	}
 	for src, parts := range bySource {
 		slices.Sort(parts)
-		records, err := n.fetchFrom(src, parts)
-		n.metrics.handoffRecords.Add(uint64(records))
+		err := retry(func() error {
+			records, err := n.fetchFrom(src, parts)
+			n.metrics.handoffRecords.Add(uint64(records))
+			return err
+		})
 		if err != nil {
 			n.log.Error("handoff: fetching records", "from", src, "partitions", len(parts), "err", err)
 		}
@@ -412,10 +432,16 @@ func (n *Node) importLocked(kvs []shardstore.KV, flush bool) error {
 	}
 	if flush {
 		for _, u := range uaids {
-			if _, local := n.ownerOf(u); !local || n.locks.flightOf(u) != nil {
+			if _, local := n.ownerOf(u); !local {
 				continue
 			}
-			if h := n.hub.get(u); !h.none() {
+			h := n.hub.get(u)
+			switch {
+			case h.none():
+				n.waiters.wake(u)
+			case n.locks.markDirty(u):
+				// In flight: sent once the ack comes.
+			default:
 				n.sendPendingLocked(h, u)
 			}
 		}
@@ -484,6 +510,9 @@ func (n *Node) attachIfFree(h holder, u uuid.UUID) {
 // reattach attaches c, a connection of this node, as the connection of u
 // after this node took u over (jobAttach).
 func (n *Node) reattach(c *client, u uuid.UUID) {
+	if n.edges.get(u, c.id) != c {
+		return // the hello it queued behind named another UAID after all
+	}
 	if _, local := n.ownerOf(u); !local {
 		return // moved on again; its owner takes it over from the edges
 	}
@@ -491,6 +520,60 @@ func (n *Node) reattach(c *client, u uuid.UUID) {
 		n.attachIfFree(localHolder(c), u)
 		n.locks.release(u)
 	}
+}
+
+// announce tells the new owners of UAIDs whose owner changed which of
+// their connections this node holds. Their owners also ask (takePresence),
+// but a hello this node sent by its old member list may have reached the
+// old owner after that.
+func (n *Node) announce(old, next *view) {
+	moved := make(map[int]bool)
+	for p := range cluster.Partitions {
+		if o := next.ring.OwnerOfPartition(p); o != n.self && o != old.ring.OwnerOfPartition(p) {
+			moved[p] = true
+		}
+	}
+	if len(moved) == 0 {
+		return
+	}
+	byOwner := make(map[string][]edgeConn)
+	for _, ec := range n.edges.in(moved) {
+		o := next.ring.Owner(shardstore.RingHash(ec.uaid))
+		byOwner[o] = append(byOwner[o], ec)
+	}
+	for owner, conns := range byOwner {
+		var b wbuf
+		b.uvarint(len(conns))
+		for _, ec := range conns {
+			b.uuid(ec.uaid)
+			b.u32(ec.id)
+		}
+		if _, err := n.call(owner, mAdopt, b, callTimeout); err != nil {
+			n.log.Warn("handoff: announcing connections", "to", owner, "err", err)
+		}
+	}
+}
+
+// serveAdopt answers mAdopt: attach the caller's connections of UAIDs this
+// node owns that have none.
+func (n *Node) serveAdopt(from string, r *rbuf) ([]byte, error) {
+	conns := make([]edgeConn, r.count(20))
+	for i := range conns {
+		conns[i] = edgeConn{uaid: r.uuid(), id: r.u32()}
+	}
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	for _, ec := range conns {
+		if _, local := n.ownerOf(ec.uaid); !local {
+			continue
+		}
+		if n.acquire(ec.uaid, false, time.Now().Add(opWait)) {
+			n.attachIfFree(remoteHolder(from, ec.id), ec.uaid)
+			n.locks.release(ec.uaid)
+		}
+	}
+	return nil, nil
 }
 
 // servePresence answers mPresence: the connections this node holds for
@@ -561,7 +644,7 @@ func (n *Node) push(old, next *view) (handed []int) {
 	}
 	for target, parts := range byTarget {
 		slices.Sort(parts)
-		if err := n.pushTo(target, parts); err != nil {
+		if err := retry(func() error { return n.pushTo(target, parts) }); err != nil {
 			n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
 			for _, p := range parts {
 				delete(leaving, p) // keep what may be the only copy
@@ -674,13 +757,11 @@ func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
 		b.uuid(a.Channel)
 		b.u64(a.Version)
 	}
-	n.bg.Add(1)
-	go func() {
-		defer n.bg.Done()
+	n.goAsync(func() {
 		if err := n.callAll(targets, mReplicaAck, b); err != nil {
 			n.log.Debug("replicating ack", "uaid", u, "err", err)
 		}
-	}()
+	})
 }
 
 // callAll makes the same call to every target at once and returns the
@@ -747,6 +828,8 @@ func (n *Node) serveClusterCall(from string, method uint8, r *rbuf) ([]byte, err
 		return n.serveExport(r)
 	case mPresence:
 		return n.servePresence(r)
+	case mAdopt:
+		return n.serveAdopt(from, r)
 	case mStats:
 		var out wbuf
 		out.u64(uint64(n.nconns.Load()))
@@ -778,13 +861,36 @@ func (n *Node) leave() {
 	// From here on, calls that would add state are refused (their callers
 	// retry at the new owners), so the records pushed are final.
 	n.leaving.Store(true)
+	// Owner operations that passed the check before it finish their write
+	// and its replication in well under this.
+	time.Sleep(200 * time.Millisecond)
 	next := &view{ring: cluster.NewRing(rest, n.cfg.Replicas), members: old.members, addrs: old.addrs}
 	n.push(old, next)
 	n.log.Info("cluster: handed over and left")
 }
 
-// stopCluster shuts the gossip and the call listener down.
+// goAsync runs f, a call whose answer nobody waits for, on its own
+// goroutine, unless the node is stopping its calls (stopCluster).
+func (n *Node) goAsync(f func()) {
+	n.asyncMu.RLock()
+	defer n.asyncMu.RUnlock()
+	if n.asyncDone {
+		return
+	}
+	n.async.Add(1)
+	go func() {
+		defer n.async.Done()
+		f()
+	}()
+}
+
+// stopCluster waits for calls without a waiter, and shuts the gossip and
+// the call listener down.
 func (n *Node) stopCluster() error {
+	n.asyncMu.Lock()
+	n.asyncDone = true
+	n.asyncMu.Unlock()
+	n.async.Wait()
 	var errs []error
 	if n.ml != nil {
 		errs = append(errs, n.ml.Shutdown())

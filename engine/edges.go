@@ -13,7 +13,9 @@ import (
 const edgeStripes = 256
 
 // edgeTable is the edge side of presence in a cluster: for each UAID with a
-// connection on this node, the connection. Owners on other nodes name a
+// connection on this node, the connection (more than one while a newer
+// connection's hello is on its way to the owner, which then closes the
+// older one). Owners on other nodes name a
 // connection by (node, id) (remoteConn) and reach it through this table;
 // an owner that takes over UAIDs asks every edge which of them it holds.
 // Only clustered nodes fill it, so a standalone node pays nothing.
@@ -22,7 +24,7 @@ type edgeTable struct {
 	next    atomic.Uint32
 	stripes [edgeStripes]struct {
 		mu sync.Mutex
-		m  map[uuid.UUID]*client // guarded by mu
+		m  map[edgeConn]*client // guarded by mu
 	}
 }
 
@@ -52,35 +54,30 @@ func (t *edgeTable) add(c *client, u uuid.UUID) uint32 {
 	s := &t.stripes[uaidHash(u)%edgeStripes]
 	s.mu.Lock()
 	if s.m == nil {
-		s.m = make(map[uuid.UUID]*client)
+		s.m = make(map[edgeConn]*client)
 	}
-	s.m[u] = c
+	s.m[edgeConn{u, id}] = c
 	s.mu.Unlock()
 	return id
 }
 
-// get returns the connection of u if its id is id, nil otherwise.
+// get returns the connection with id that holds u, nil if none.
 func (t *edgeTable) get(u uuid.UUID, id uint32) *client {
 	s := &t.stripes[uaidHash(u)%edgeStripes]
 	s.mu.Lock()
-	c := s.m[u]
+	c := s.m[edgeConn{u, id}]
 	s.mu.Unlock()
-	if c == nil || c.id != id {
-		return nil
-	}
 	return c
 }
 
-// remove forgets u if c still holds it. Called by c's worker.
+// remove forgets c as a connection of u. Called by c's worker.
 func (t *edgeTable) remove(c *client, u uuid.UUID) {
-	if !t.on {
+	if !t.on || c.id == 0 {
 		return
 	}
 	s := &t.stripes[uaidHash(u)%edgeStripes]
 	s.mu.Lock()
-	if s.m[u] == c {
-		delete(s.m, u)
-	}
+	delete(s.m, edgeConn{u, c.id})
 	s.mu.Unlock()
 }
 
@@ -90,9 +87,9 @@ func (t *edgeTable) in(parts map[int]bool) []edgeConn {
 	for i := range t.stripes {
 		s := &t.stripes[i]
 		s.mu.Lock()
-		for u, c := range s.m {
-			if parts[cluster.PartitionOf(shardstore.RingHash(u))] {
-				out = append(out, edgeConn{uaid: u, id: c.id})
+		for ec := range s.m {
+			if parts[cluster.PartitionOf(shardstore.RingHash(ec.uaid))] {
+				out = append(out, ec)
 			}
 		}
 		s.mu.Unlock()

@@ -42,21 +42,31 @@ func (h holder) is(o holder) bool {
 	}
 }
 
+// sendResult is what became of an UPDATE given to a holder.
+type sendResult uint8
+
+const (
+	sendOK      sendResult = iota // handed to the connection
+	sendRefused                   // the connection is closing or unreachable
+	sendGone                      // its node holds no such connection
+)
+
 // sendTo writes one UPDATE to h: packet holds the versions of one UAID
 // for a single-UAID connection, of up to multiBatch UAIDs for a multi-UAID
-// one. It reports whether the message was handed to the connection.
-// Called by owners with the UAIDs' slots held; a remote connection is
+// one. Called by owners with the UAIDs' slots held; a remote connection is
 // reached through its node, which queues the message in the connection's
 // mailbox, behind the message being carried out (so a hello's answer
 // always precedes the versions its owner sends).
-func (n *Node) sendTo(h holder, packet []protocol.UAIDUpdates) bool {
+func (n *Node) sendTo(h holder, packet []protocol.UAIDUpdates) sendResult {
 	switch {
 	case h.c != nil:
-		return h.c.sendText(n, encodeUpdate(h.c, packet))
+		if h.c.sendText(n, encodeUpdate(h.c, packet)) {
+			return sendOK
+		}
 	case h.r != nil:
 		return n.callDeliver(h.r, packet)
 	}
-	return false
+	return sendRefused
 }
 
 // encodeUpdate formats packet for c: the seed's UPDATE for a multi-UAID

@@ -68,7 +68,7 @@ func newNodeMetrics() *nodeMetrics {
 
 		calls: r.CounterVec("pushd_cluster_calls_total", "Calls to other nodes, by method.", "method",
 			"put", "hello", "attach", "register", "unregister", "set_kick", "ack", "ack_flight", "detach", "collect",
-			"deliver", "close", "replicate", "replica_ack", "replica_unregister", "export", "presence", "stats", "unknown"),
+			"deliver", "close", "replicate", "replica_ack", "replica_unregister", "export", "presence", "stats", "adopt", "unknown"),
 		ringChanges:         r.Counter("pushd_cluster_ring_changes_total", "Member lists put in force."),
 		fillWaits:           r.Counter("pushd_cluster_fill_timeouts_total", "Owner operations that gave up waiting for a UAID's records to arrive from its previous holders."),
 		handoffRecords:      r.Counter("pushd_cluster_handoff_records_total", "Store records fetched from other nodes after a membership change."),

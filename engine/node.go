@@ -65,6 +65,17 @@ type Node struct {
 	// leaving: the node is handing its UAIDs over (leave); it refuses
 	// owner calls that would add state.
 	leaving atomic.Bool
+	// viewReady is closed once the first member list is in force.
+	viewReady chan struct{}
+	readyOnce sync.Once
+	// handoffMu serialises putting member lists in force with dropping
+	// handed partitions.
+	handoffMu sync.Mutex
+	// async tracks calls nobody waits for (goAsync); asyncDone, guarded by
+	// asyncMu, stops new ones once Shutdown waits for them.
+	async     sync.WaitGroup
+	asyncMu   sync.RWMutex
+	asyncDone bool
 
 	ready    atomic.Bool
 	shutdown atomic.Bool

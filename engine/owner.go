@@ -60,21 +60,24 @@ func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error)
 	if res.Outcome == shardstore.PutNotRegistered {
 		return PutNotFound, nil
 	}
-	if res.Outcome == shardstore.PutStored {
-		if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
-			return PutFailed, err
-		}
+	// A stale version may be the retry of one whose replication failed
+	// (answered 503 but stored here): it is replicated again too.
+	if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
+		return PutFailed, err
 	}
 	h := n.hub.get(u)
 	if h.none() {
 		if res.Outcome == shardstore.PutStored {
-			n.waiters.wake(u)
-			n.maybeKick(u)
+			n.offline(u)
 		}
 		return PutStored, nil
 	}
 	if res.Outcome == shardstore.PutStale {
-		// Nothing changed; answer as the accepted PUT was answered.
+		// Nothing changed; answer as the accepted PUT was answered, and
+		// send what is pending if nothing is in flight (the retry case).
+		if n.locks.flightOf(u) == nil {
+			n.sendPendingLocked(h, u)
+		}
 		return PutDelivered, nil
 	}
 	if n.locks.markDirty(u) {
@@ -86,6 +89,13 @@ func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error)
 	return PutDelivered, nil
 }
 
+// offline wakes REST pollers and kicks the device: u got a version while
+// no connection holds it.
+func (n *Node) offline(u uuid.UUID) {
+	n.waiters.wake(u)
+	n.maybeKick(u)
+}
+
 // deliverLocked sends pending, every pending version of u, to h and puts u
 // in flight. It reports whether an UPDATE was written.
 // REQUIRES: u's slot held.
@@ -94,7 +104,13 @@ func (n *Node) deliverLocked(h holder, u uuid.UUID, pending []shardstore.Channel
 		return false
 	}
 	updates := toUpdates(pending)
-	if !n.sendTo(h, packetOf(u, updates)) {
+	switch n.sendTo(h, packetOf(u, updates)) {
+	case sendGone:
+		// Presence left behind by a lost detach: forget it.
+		n.hub.remove(u, h)
+		n.offline(u)
+		return false
+	case sendRefused:
 		return false
 	}
 	n.metrics.notifications.Inc()
@@ -184,11 +200,15 @@ func (n *Node) flushLocked(h holder, u uuid.UUID) {
 func (n *Node) attachMulti(h holder, uaids []uuid.UUID) bool {
 	var packet []protocol.UAIDUpdates
 	flush := func() {
-		if len(packet) > 0 {
-			n.sendTo(h, packet)
-			n.metrics.notifications.Inc()
-			packet = packet[:0]
+		if len(packet) == 0 {
+			return
 		}
+		if n.sendTo(h, packet) == sendOK {
+			n.metrics.notifications.Inc()
+		} else {
+			n.unsent(h, packet)
+		}
+		packet = packet[:0]
 	}
 	defer flush()
 	for _, u := range uaids {
@@ -214,6 +234,19 @@ func (n *Node) attachMulti(h holder, uaids []uuid.UUID) bool {
 		}
 	}
 	return true
+}
+
+// unsent ends the flights that attachMulti started for a packet h did not
+// take; the versions stay pending for the next connection.
+func (n *Node) unsent(h holder, packet []protocol.UAIDUpdates) {
+	for _, p := range packet {
+		if n.locks.acquire(p.UAID, false, time.Now().Add(opWait)) {
+			if f := n.locks.flightOf(p.UAID); f != nil && f.to.is(h) {
+				n.locks.setFlight(p.UAID, nil)
+			}
+			n.locks.release(p.UAID)
+		}
+	}
 }
 
 // ownerRegister registers (u, chid) and returns the status to answer and

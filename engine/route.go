@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/internal/protocol"
 	"github.com/pushd/pushd/shardstore"
 )
@@ -76,6 +77,10 @@ func (n *Node) ownerPut(u, chid uuid.UUID, p shardstore.Put, wait bool) (PutStat
 		return PutBusy, nil
 	}
 	defer n.locks.release(u)
+	if n.leaving.Load() {
+		// Its records may be pushed already: let the new owner take it.
+		return PutFailed, errNotOwner
+	}
 	return n.putLocked(u, chid, p)
 }
 
@@ -222,13 +227,21 @@ func (n *Node) routeSetKick(u uuid.UUID, meta []byte) error {
 	return err
 }
 
+// notOwnerRetries and notOwnerBackoff bound how an ack or detach chases a
+// UAID whose owner changed while it was on its way.
+const (
+	notOwnerRetries = 3
+	notOwnerBackoff = 300 * time.Millisecond
+)
+
+// isNotOwner reports whether err is a node's errNotOwner answer.
+func isNotOwner(err error) bool {
+	var re *cluster.RemoteError
+	return errors.As(err, &re) && re.Msg == errNotOwner.Error()
+}
+
 // routeAck carries a single-UAID connection's ack to u's owner.
 func (n *Node) routeAck(c *client, u uuid.UUID, acks []shardstore.Ack) {
-	owner, local := n.ownerOf(u)
-	if local {
-		n.ownerAck(localHolder(c), u, acks)
-		return
-	}
 	var b wbuf
 	b.uuid(u)
 	b.u32(n.edges.id(c))
@@ -237,8 +250,23 @@ func (n *Node) routeAck(c *client, u uuid.UUID, acks []shardstore.Ack) {
 		b.uuid(a.Channel)
 		b.u64(a.Version)
 	}
-	if _, err := n.call(owner, mAck, b, callTimeout); err != nil {
-		n.log.Warn("ack: owner unavailable", "uaid", u, "owner", owner, "err", err)
+	for try := range notOwnerRetries {
+		if try > 0 {
+			time.Sleep(notOwnerBackoff)
+		}
+		owner, local := n.ownerOf(u)
+		if local {
+			n.ownerAck(localHolder(c), u, acks)
+			return
+		}
+		_, err := n.call(owner, mAck, b, callTimeout)
+		if err == nil {
+			return
+		}
+		if !isNotOwner(err) {
+			n.log.Warn("ack: owner unavailable", "uaid", u, "owner", owner, "err", err)
+			return
+		}
 	}
 }
 
@@ -254,29 +282,40 @@ func (n *Node) routeDetach(c *client, uaids []uuid.UUID) {
 }
 
 // eachOwner carries out op for every UAID at its owner, one call per
-// owner node.
+// owner node, chasing UAIDs whose owner changed on the way.
 func (n *Node) eachOwner(c *client, uaids []uuid.UUID, method uint8, op func(holder, uuid.UUID)) {
-	for owner, group := range n.byOwner(uaids) {
-		if owner == "" {
-			h := holder{}
+	for try := 0; try < notOwnerRetries && len(uaids) > 0; try++ {
+		if try > 0 {
+			time.Sleep(notOwnerBackoff)
+		}
+		var moved []uuid.UUID
+		for owner, group := range n.byOwner(uaids) {
+			if owner == "" {
+				h := holder{}
+				if c != nil {
+					h = localHolder(c)
+				}
+				for _, u := range group {
+					op(h, u)
+				}
+				continue
+			}
+			var b wbuf
+			var id uint32
 			if c != nil {
-				h = localHolder(c)
+				id = n.edges.id(c)
 			}
-			for _, u := range group {
-				op(h, u)
+			b.u32(id)
+			b.uuids(group)
+			_, err := n.call(owner, method, b, callTimeout)
+			switch {
+			case isNotOwner(err):
+				moved = append(moved, group...)
+			case err != nil:
+				n.log.Warn("owner unavailable", "owner", owner, "method", methodName(method), "err", err)
 			}
-			continue
 		}
-		var b wbuf
-		var id uint32
-		if c != nil {
-			id = n.edges.id(c)
-		}
-		b.u32(id)
-		b.uuids(group)
-		if _, err := n.call(owner, method, b, callTimeout); err != nil {
-			n.log.Warn("owner unavailable", "owner", owner, "method", method, "err", err)
-		}
+		uaids = moved
 	}
 }
 

@@ -38,6 +38,7 @@ const (
 	mExport
 	mPresence
 	mStats
+	mAdopt
 )
 
 // callTimeout bounds a call to another node. It covers a PUT's lock wait,
@@ -70,16 +71,19 @@ func (n *Node) call(node string, method uint8, req []byte, timeout time.Duration
 }
 
 // callDeliver hands packet to a connection on another node.
-func (n *Node) callDeliver(r *remoteConn, packet []protocol.UAIDUpdates) bool {
+func (n *Node) callDeliver(r *remoteConn, packet []protocol.UAIDUpdates) sendResult {
 	var b wbuf
 	b.u32(r.id)
 	b.packet(packet) // never empty: its first UAID finds the connection
 	resp, err := n.call(r.node, mDeliver, b, deliverTimeout)
 	if err != nil {
 		n.log.Debug("deliver: edge unavailable", "node", r.node, "err", err)
-		return false
+		return sendRefused
 	}
-	return len(resp) == 1 && resp[0] == 1
+	if len(resp) == 1 && sendResult(resp[0]) <= sendGone {
+		return sendResult(resp[0])
+	}
+	return sendRefused
 }
 
 // callClose orders the connection of u on another node closed, without
@@ -89,13 +93,11 @@ func (n *Node) callClose(r *remoteConn, u uuid.UUID, code ws.StatusCode) {
 	b.uuid(u)
 	b.u32(r.id)
 	b.u32(uint32(code))
-	n.bg.Add(1)
-	go func() {
-		defer n.bg.Done()
+	n.goAsync(func() {
 		if _, err := n.call(r.node, mClose, b, deliverTimeout); err != nil {
 			n.log.Debug("close: edge unavailable", "node", r.node, "err", err)
 		}
-	}()
+	})
 }
 
 // serveCall is the cluster.Transport handler: it carries out a call from
@@ -185,11 +187,17 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
+		if _, local := n.ownerOf(u); !local {
+			return nil, errNotOwner
+		}
 		n.ownerAck(remoteHolder(from, id), u, acks)
 	case mAckFlight, mDetach:
 		id, uaids := r.u32(), r.uuids()
 		if err := r.err(); err != nil {
 			return nil, err
+		}
+		if n.anyRemote(uaids) {
+			return nil, errNotOwner
 		}
 		h := holder{}
 		if id != 0 {
@@ -217,7 +225,14 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if len(packet) > 0 {
 			c = n.edges.get(packet[0].UAID, id)
 		}
-		out.boolean(c != nil && !c.closing.Load() && c.enqueue(n, job{kind: jobDeliver, packet: packet}))
+		switch {
+		case c == nil:
+			out.byte1(byte(sendGone))
+		case !c.closing.Load() && c.enqueue(n, job{kind: jobDeliver, packet: packet}):
+			out.byte1(byte(sendOK))
+		default:
+			out.byte1(byte(sendRefused))
+		}
 	case mClose:
 		u, id, code := r.uuid(), r.u32(), r.u32()
 		if err := r.err(); err != nil {
@@ -245,7 +260,7 @@ func methodName(m uint8) string {
 		mUnregister: "unregister", mSetKick: "set_kick", mAck: "ack", mAckFlight: "ack_flight",
 		mDetach: "detach", mCollect: "collect", mDeliver: "deliver", mClose: "close",
 		mReplicate: "replicate", mReplicaAck: "replica_ack", mReplicaUnregister: "replica_unregister",
-		mExport: "export", mPresence: "presence", mStats: "stats"}
+		mExport: "export", mPresence: "presence", mStats: "stats", mAdopt: "adopt"}
 	if int(m) < len(names) && names[m] != "" {
 		return names[m]
 	}

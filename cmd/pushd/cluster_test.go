@@ -619,3 +619,44 @@ func metric(t *testing.T, httpAddr, name string) float64 {
 	t.Fatalf("no series %s", name)
 	return 0
 }
+
+// TestClusterTwoConnectionsOnOneEdge: two connections for one UAID on the
+// same non-owner node. A hello that resets to a new UAID leaves the first
+// connection reachable; a second hello with the UAID closes the first
+// with 4001 and takes its versions.
+func TestClusterTwoConnectionsOnOneEdge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 3)
+	uaid := uaidOwnedBy(names(ms), ms[2].name)
+	first := helloAs(t, ms[1].WSAddr, uaid, nil)
+	chid := uuid.NewString()
+	path := first.register(chid)
+
+	// A connection naming a channel the server does not know starts over.
+	other := connect(t, ms[1].WSAddr)
+	m := other.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": []string{uuid.NewString()}})
+	if m["status"] != float64(200) || m["uaid"] == uaid {
+		t.Fatalf("hello with an unknown channel: %v", m)
+	}
+	if st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 4); err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, first.read()); got[chid] != 4 {
+		t.Fatalf("first connection got %v", got)
+	}
+	first.ack(chid, 4)
+
+	second := helloAs(t, ms[1].WSAddr, uaid, []string{chid})
+	_ = first.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, _, err := first.conn.ReadMessage(); !websocket.IsCloseError(err, 4001) {
+		t.Fatalf("first connection: want close 4001, got %v", err)
+	}
+	if st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 5); err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, second.read()); got[chid] != 5 {
+		t.Fatalf("second connection got %v", got)
+	}
+}
