@@ -123,6 +123,8 @@ func (n *Node) startCluster() error {
 func (n *Node) membersChanged(members []cluster.Member) {
 	n.handoffMu.Lock()
 	defer n.handoffMu.Unlock()
+	n.handingOff.Store(true)
+	defer n.handingOff.Store(false)
 	names := make([]string, 0, len(members))
 	addrs := make(map[string]string, len(members))
 	for _, m := range members {

@@ -24,8 +24,9 @@ type memberStatus struct {
 	UAIDsInFlight  uint64 `json:"uaids_in_flight"`
 }
 
-// serveCluster is GET /cluster: the member list in force, each member's
-// ring share, and its connection counts asked from it.
+// serveCluster is GET /cluster: the member list in force, whether this
+// node is still handing over for it, each member's ring share, and its
+// connection counts asked from it.
 func (n *Node) serveCluster(ctx *fasthttp.RequestCtx) {
 	v := n.view.Load()
 	members := v.members
@@ -60,10 +61,13 @@ func (n *Node) serveCluster(ctx *fasthttp.RequestCtx) {
 	}
 	wg.Wait()
 	body, _ := json.Marshal(struct {
-		Node     string         `json:"node"`
-		Replicas int            `json:"replicas"`
-		Members  []memberStatus `json:"members"`
-	}{n.self, n.replicas(v), out})
+		Node     string `json:"node"`
+		Replicas int    `json:"replicas"`
+		// Handoff: this node is putting a member list in force (fetching
+		// and handing over records, taking presence over).
+		Handoff bool           `json:"handoff"`
+		Members []memberStatus `json:"members"`
+	}{n.self, n.replicas(v), n.handingOff.Load(), out})
 	ctx.SetContentType("application/json")
 	ctx.SetBody(body)
 }

@@ -71,6 +71,8 @@ type Node struct {
 	// handoffMu serialises putting member lists in force with dropping
 	// handed partitions.
 	handoffMu sync.Mutex
+	// handingOff: a member list is being put in force (GET /cluster).
+	handingOff atomic.Bool
 	// async tracks calls nobody waits for (goAsync); asyncDone, guarded by
 	// asyncMu, stops new ones once Shutdown waits for them.
 	async     sync.WaitGroup

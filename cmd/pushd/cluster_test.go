@@ -63,6 +63,11 @@ func startMember(t *testing.T, i int, dataDir string, join []string, args ...str
 		all = append(all, "-join", join[0])
 	}
 	m.proc = startPushd(t, dataDir, "", append(all, args...)...)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of %s:\n%s", m.name, m.Output())
+		}
+	})
 	return m
 }
 
@@ -85,6 +90,7 @@ func startTestCluster(t *testing.T, n int, args ...string) []*member {
 type clusterStatus struct {
 	Node     string `json:"node"`
 	Replicas int    `json:"replicas"`
+	Handoff  bool   `json:"handoff"`
 	Members  []struct {
 		Name           string  `json:"name"`
 		State          string  `json:"state"`
@@ -112,7 +118,7 @@ func waitMembers(t *testing.T, ms []*member, want int) {
 	for _, m := range ms {
 		for {
 			st, err := getCluster(t, m.HTTPAddr)
-			if err == nil && len(st.Members) == want {
+			if err == nil && len(st.Members) == want && !st.Handoff {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -121,8 +127,8 @@ func waitMembers(t *testing.T, ms []*member, want int) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	// Handoffs run right after the change; give them a moment.
-	time.Sleep(500 * time.Millisecond)
+	// A node may see the change a moment after the others' handoffs.
+	time.Sleep(200 * time.Millisecond)
 }
 
 // uaidOwnedBy returns a fresh UAID whose owner, among the names, is owner.
@@ -156,6 +162,26 @@ func helloAs(t *testing.T, wsAddr, uaid string, chids []string) *device {
 		t.Fatalf("hello: %v", m)
 	}
 	return d
+}
+
+// helloRetrying is helloAs for a client that, like a real one, connects
+// again after a hello answered 500 (the node could not reach the UAID's
+// owner, e.g. while member lists change).
+func helloRetrying(t *testing.T, wsAddr, uaid string, chids []string) *device {
+	t.Helper()
+	for try := 0; ; try++ {
+		d := connect(t, wsAddr)
+		m := d.roundTrip(map[string]any{"messageType": "hello", "uaid": uaid, "channelIDs": chids})
+		if m["uaid"] == uaid && m["status"] == float64(200) {
+			return d
+		}
+		if m["status"] != float64(500) || try == 10 {
+			t.Fatalf("hello: %v", m)
+		}
+		t.Logf("hello answered %v; connecting again", m)
+		d.conn.Close()
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 func (d *device) register(chid string) string {
@@ -371,7 +397,7 @@ func expectDelivered(t *testing.T, ms []*member, devs []offlineDevice, want []ui
 			continue
 		}
 		m := ms[i%len(ms)]
-		dev := helloAs(t, m.WSAddr, d.uaid, []string{d.chid})
+		dev := helloRetrying(t, m.WSAddr, d.uaid, []string{d.chid})
 		got := decodeUpdates(t, dev.read())
 		if got[d.chid] < want[i] {
 			t.Errorf("device %d via %s: got version %d, want >= %d", i, m.name, got[d.chid], want[i])
