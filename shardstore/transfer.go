@@ -141,10 +141,11 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     matching the UAID bytes, a value that decodes). If any is bad, Import
 //     returns an error wrapping ErrBadRecord and writes nothing.
 //   - Channel record: taken when absent locally. When present, the one with
-//     the higher accepted version is kept; at equal versions the one with the
-//     larger pending version, with its data (a pending version beats an
-//     acknowledged one: delivering twice is allowed, losing is not); when
-//     both are equal the local one.
+//     the higher accepted version is kept; at equal versions an
+//     acknowledged one (no pending version) beats a pending one: only an
+//     ack clears a pending version, so it proves the client has it, and
+//     keeping the pending copy would deliver it again; when both are equal
+//     the local one.
 //   - Meta record (the KICK target): taken when absent locally, otherwise
 //     the local one is kept.
 //   - Pending index records are ignored. Each channel record written by the
@@ -272,7 +273,7 @@ func importChannel(b *pebble.Batch, kv KV) (wrote, pending bool, err error) {
 		if derr != nil {
 			return false, false, fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
 		}
-		if in.version < local.version || in.version == local.version && in.pending <= local.pending {
+		if in.version < local.version || in.version == local.version && (in.pending != 0 || local.pending == 0) {
 			return false, false, nil
 		}
 	}

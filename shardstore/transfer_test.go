@@ -352,9 +352,9 @@ func TestImportMergeRules(t *testing.T) {
 		{"incoming higher over registration", registered, pending(2, "in"), pending(2, "in")},
 		{"local higher pending", pending(5, "loc"), pending(3, "in"), pending(5, "loc")},
 		{"local higher acked", acked(5), pending(3, "in"), acked(5)},
-		{"equal: incoming pending beats local acked", acked(5), pending(5, "in"), pending(5, "in")},
-		{"equal: incoming pending without data beats local acked", acked(5), pendingEmpty(5), pendingEmpty(5)},
-		{"equal: local pending beats incoming acked", pending(5, "loc"), acked(5), pending(5, "loc")},
+		{"equal: local acked beats incoming pending", acked(5), pending(5, "in"), acked(5)},
+		{"equal: local acked beats incoming pending without data", acked(5), pendingEmpty(5), acked(5)},
+		{"equal: incoming acked beats local pending", pending(5, "loc"), acked(5), acked(5)},
 		{"equal: both pending keeps local", pending(5, "loc"), pending(5, "in"), pending(5, "loc")},
 		{"equal: both acked", acked(5), acked(5), acked(5)},
 		{"both registered only", registered, registered, registered},
@@ -846,8 +846,7 @@ func TestDropRanges(t *testing.T) {
 
 // TestRecordsReplicateWrites: the records a write changed, read by key and
 // imported into a replica, bring it to the writer's state, pending index
-// included, through registers, puts and a kick target (acks are applied
-// on both, as the engine replicates them).
+// included, through registers, puts, an ack and a kick target.
 func TestRecordsReplicateWrites(t *testing.T) {
 	owner, replica := newDiskStore(t, ""), newDiskStore(t, "")
 	u := uuid.New()
@@ -878,12 +877,9 @@ func TestRecordsReplicateWrites(t *testing.T) {
 	put(a, 5)
 	put(b, 7)
 	put(a, 6)
-	// Acks travel as acks: a merge keeps a pending version over an acked
-	// one of the same version.
-	for _, s := range []*Store{owner, replica} {
-		if err := s.Ack(u, []Ack{{Channel: a, Version: 6}}); err != nil {
-			t.Fatal(err)
-		}
+	// An acked record carries the ack too.
+	if err := owner.Ack(u, []Ack{{Channel: a, Version: 6}}); err != nil {
+		t.Fatal(err)
 	}
 	sync([]uuid.UUID{a}, false)
 	if err := owner.SetMeta(u, []byte(`{"type":"udp"}`)); err != nil {
