@@ -274,14 +274,18 @@ func (n *Node) gainedPartitions(old, next *view) map[int]bool {
 	return gained
 }
 
-// retry runs f up to three times, a second apart, until it succeeds: a
-// handoff outlives a peer's brief trouble (its records are merged, so a
-// repeat is harmless).
-func retry(f func() error) error {
+// retry runs f up to three times, a second apart, until it succeeds or
+// peer is no longer a member (gossip has declared it gone since the list
+// being put in force): a handoff outlives a peer's brief trouble (records
+// are merged, so a repeat is harmless) but does not wait on a dead one.
+func (n *Node) retry(peer string, f func() error) error {
 	var err error
 	for i := range 3 {
 		if i > 0 {
 			time.Sleep(time.Second)
+			if !n.isMember(peer) {
+				return fmt.Errorf("%s left: %w", peer, err)
+			}
 		}
 		if err = f(); err == nil {
 			return nil
@@ -289,6 +293,22 @@ func retry(f func() error) error {
 	}
 	return err
 }
+
+// isMember reports whether gossip lists node now.
+func (n *Node) isMember(node string) bool {
+	if n.ml == nil {
+		return false
+	}
+	for _, m := range n.ml.Members() {
+		if m.Name == node {
+			return true
+		}
+	}
+	return false
+}
+
+// handoffCallTimeout bounds one export or push call of a handoff.
+const handoffCallTimeout = 10 * time.Second
 
 // exportPage bounds the bytes of one export or push call.
 const exportPage = 4 << 20
@@ -304,7 +324,7 @@ func (n *Node) fetch(plan map[int][]string) {
 	}
 	for src, parts := range bySource {
 		slices.Sort(parts)
-		err := retry(func() error {
+		err := n.retry(src, func() error {
 			records, err := n.fetchFrom(src, parts)
 			n.metrics.handoffRecords.Add(uint64(records))
 			return err
@@ -325,7 +345,7 @@ func (n *Node) fetchFrom(src string, parts []int) (records int, err error) {
 			b.u32(uint32(p))
 		}
 		b.optBytes(after)
-		resp, err := n.call(src, mExport, b, 30*time.Second)
+		resp, err := n.call(src, mExport, b, handoffCallTimeout)
 		if err != nil {
 			return records, err
 		}
@@ -646,7 +666,7 @@ func (n *Node) push(old, next *view) (handed []int) {
 	}
 	for target, parts := range byTarget {
 		slices.Sort(parts)
-		if err := retry(func() error { return n.pushTo(target, parts) }); err != nil {
+		if err := n.retry(target, func() error { return n.pushTo(target, parts) }); err != nil {
 			n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
 			for _, p := range parts {
 				delete(leaving, p) // keep what may be the only copy
@@ -671,7 +691,7 @@ func (n *Node) pushTo(target string, parts []int) error {
 		var b wbuf
 		writeKVs(&b, kvs)
 		kvs, size = kvs[:0], 0
-		_, err := n.call(target, mReplicate, b, 30*time.Second)
+		_, err := n.call(target, mReplicate, b, handoffCallTimeout)
 		return err
 	}
 	for _, p := range parts {
@@ -867,7 +887,10 @@ func (n *Node) leave() {
 	// and its replication in well under this.
 	time.Sleep(200 * time.Millisecond)
 	next := &view{ring: cluster.NewRing(rest, n.cfg.Replicas), members: old.members, addrs: old.addrs}
+	// After any handoff still running: what it fetched is pushed too.
+	n.handoffMu.Lock()
 	n.push(old, next)
+	n.handoffMu.Unlock()
 	n.log.Info("cluster: handed over and left")
 }
 

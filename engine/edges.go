@@ -81,18 +81,27 @@ func (t *edgeTable) remove(c *client, u uuid.UUID) {
 	s.mu.Unlock()
 }
 
-// in returns the pairs whose UAID's ring partition is in parts.
+// in returns, for each UAID whose ring partition is in parts, the newest
+// open connection that holds it (an older one is about to be closed by
+// the newer one's hello).
 func (t *edgeTable) in(parts map[int]bool) []edgeConn {
-	var out []edgeConn
+	newest := make(map[uuid.UUID]uint32)
 	for i := range t.stripes {
 		s := &t.stripes[i]
 		s.mu.Lock()
-		for ec := range s.m {
-			if parts[cluster.PartitionOf(shardstore.RingHash(ec.uaid))] {
-				out = append(out, ec)
+		for ec, c := range s.m {
+			if c.closing.Load() || !parts[cluster.PartitionOf(shardstore.RingHash(ec.uaid))] {
+				continue
+			}
+			if id, ok := newest[ec.uaid]; !ok || ec.id > id {
+				newest[ec.uaid] = ec.id
 			}
 		}
 		s.mu.Unlock()
+	}
+	out := make([]edgeConn, 0, len(newest))
+	for u, id := range newest {
+		out = append(out, edgeConn{uaid: u, id: id})
 	}
 	return out
 }

@@ -45,9 +45,10 @@ func (h holder) is(o holder) bool {
 // sendResult is what became of an UPDATE given to a holder.
 type sendResult uint8
 
+// The values travel in the deliver call's answer.
 const (
-	sendOK      sendResult = iota // handed to the connection
-	sendRefused                   // the connection is closing or unreachable
+	sendRefused sendResult = iota // the connection is closing or unreachable
+	sendOK                        // handed to the connection
 	sendGone                      // its node holds no such connection
 )
 

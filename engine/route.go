@@ -282,7 +282,8 @@ func (n *Node) routeDetach(c *client, uaids []uuid.UUID) {
 }
 
 // eachOwner carries out op for every UAID at its owner, one call per
-// owner node, chasing UAIDs whose owner changed on the way.
+// owner node, chasing UAIDs whose owner changed on the way (the called
+// node answers the ones it does not own).
 func (n *Node) eachOwner(c *client, uaids []uuid.UUID, method uint8, op func(holder, uuid.UUID)) {
 	for try := 0; try < notOwnerRetries && len(uaids) > 0; try++ {
 		if try > 0 {
@@ -307,12 +308,15 @@ func (n *Node) eachOwner(c *client, uaids []uuid.UUID, method uint8, op func(hol
 			}
 			b.u32(id)
 			b.uuids(group)
-			_, err := n.call(owner, method, b, callTimeout)
-			switch {
-			case isNotOwner(err):
-				moved = append(moved, group...)
-			case err != nil:
+			resp, err := n.call(owner, method, b, callTimeout)
+			if err != nil {
 				n.log.Warn("owner unavailable", "owner", owner, "method", methodName(method), "err", err)
+				continue
+			}
+			r := rbuf{b: resp}
+			back := r.uuids()
+			if r.err() == nil {
+				moved = append(moved, back...)
 			}
 		}
 		uaids = moved

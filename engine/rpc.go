@@ -196,20 +196,24 @@ func (n *Node) serveCall(_ context.Context, from string, method uint8, req []byt
 		if err := r.err(); err != nil {
 			return nil, err
 		}
-		if n.anyRemote(uaids) {
-			return nil, errNotOwner
-		}
 		h := holder{}
 		if id != 0 {
 			h = remoteHolder(from, id)
 		}
+		// UAIDs this node does not own go back to the caller, which
+		// carries them to their owner.
+		var moved []uuid.UUID
 		for _, u := range uaids {
-			if method == mAckFlight {
+			switch _, local := n.ownerOf(u); {
+			case !local:
+				moved = append(moved, u)
+			case method == mAckFlight:
 				n.ownerAckFlight(h, u)
-			} else {
+			default:
 				n.ownerDetach(h, u)
 			}
 		}
+		out.uuids(moved)
 	case mCollect:
 		uaids := r.uuids()
 		if err := r.err(); err != nil {
