@@ -153,10 +153,12 @@ func (n *Node) membersChanged(members []cluster.Member) {
 	n.readyOnce.Do(func() { close(n.viewReady) }) // serving may start: gained partitions wait for their fill
 	start := time.Now()
 	n.fetch(fetch)
-	n.takePresence(next, gained)
+	// The records are in: operations go ahead. A PUT that comes before its
+	// UAID's presence is taken over is stored (202) and sent when it is.
 	for p := range gained {
 		close(n.fills[p].Swap(nil).done)
 	}
+	n.takePresence(next, gained)
 	n.releaseLost(next)
 	n.announce(old, next)
 	handed := n.push(old, next)
@@ -209,7 +211,7 @@ func (n *Node) dropLater(handed []int) {
 }
 
 // fill marks a partition this node just came to own while its UAIDs'
-// records and presence are still arriving: owner operations on them wait
+// records are still arriving: owner operations on them wait
 // for done.
 type fill struct{ done chan struct{} }
 
