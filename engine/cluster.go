@@ -187,10 +187,12 @@ func (n *Node) dropLater(handed []int) {
 		defer n.handoffMu.Unlock()
 		v := n.view.Load()
 		var ranges []shardstore.Range
+		dropped := 0
 		for _, p := range handed {
 			if slices.Contains(n.preference(v, p), n.self) {
 				continue
 			}
+			dropped++
 			lo, hi := cluster.PartitionRange(p)
 			if k := len(ranges) - 1; k >= 0 && ranges[k].Hi+1 == lo {
 				ranges[k].Hi = hi
@@ -205,14 +207,13 @@ func (n *Node) dropLater(handed []int) {
 			n.log.Error("handoff: dropping handed partitions", "err", err)
 			return
 		}
-		n.metrics.partitionsDropped.Add(uint64(len(handed)))
+		n.metrics.partitionsDropped.Add(uint64(dropped))
 		n.log.Info("handoff: dropped partitions held elsewhere", "ranges", len(ranges))
 	}()
 }
 
 // fill marks a partition this node just came to own while its UAIDs'
-// records are still arriving: owner operations on them wait
-// for done.
+// records are still arriving: owner operations on them wait for done.
 type fill struct{ done chan struct{} }
 
 // acquire takes u's lock slot for an owner operation (see
