@@ -1,11 +1,9 @@
 package engine_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -15,37 +13,20 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/pushd/pushd/engine"
+	"github.com/pushd/pushd/internal/nodetest"
 )
 
 // testNode starts a real node on loopback with ephemeral ports and a fresh
-// data directory, and stops it when the test ends.
+// data directory (nodetest.Start), with 8 workers, and stops it when the
+// test ends.
 func testNode(t *testing.T, mod func(*engine.Config)) *engine.Node {
 	t.Helper()
-	cfg := engine.Config{
-		WSAddr:   "127.0.0.1:0",
-		HTTPAddr: "127.0.0.1:0",
-		DataDir:  t.TempDir(),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Workers:  8,
-	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	n, err := engine.New(cfg)
-	if err != nil {
-		t.Fatalf("new node: %v", err)
-	}
-	if err := n.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := n.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+	return nodetest.Start(t, func(c *engine.Config) {
+		c.Workers = 8
+		if mod != nil {
+			mod(c)
 		}
 	})
-	return n
 }
 
 // wsClient is a test device: a gorilla/websocket connection with helpers

@@ -50,10 +50,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
 		fs.IntVar(&cfg.Clients, "clients", 64, "devices, each a closed PUT -> notification -> ack loop")
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time per phase")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		cfg.Progress = func(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
 		res, err := bench.RunThroughput(ctx, cfg)
@@ -73,10 +70,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.IntVar(&cfg.Devices, "devices", 1000, "connected devices the PUTs are spread over")
 		fs.Float64Var(&cfg.Rate, "rate", 0, "PUTs per second; 0 = half the closed-loop maximum")
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		res, err := bench.RunLatency(ctx, cfg)
 		if err != nil {
@@ -98,10 +92,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.IntVar(&cfg.Rounds, "rounds", 2, "rounds of phases, each local then remote")
 		fs.IntVar(&cfg.Replicas, "replicas", 1, "pushd -replicas")
 		fs.IntVar(&cfg.Samples, "samples", 2000, "sequential single-client PUTs per latency phase")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		cfg.Progress = progress
 		res, err := bench.RunCluster(ctx, cfg)
@@ -129,10 +120,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.DurationVar(&cfg.Before, "before", 2*time.Second, "PUT loops before the kill")
 		fs.DurationVar(&cfg.Timeout, "timeout", time.Minute, "longest wait for the cluster and for recovery")
 		fs.IntVar(&cfg.ConvergeNodes, "converge-nodes", 10, "size of the cluster timed for convergence; -1 skips it")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		cfg.Progress = progress
 		res, err := bench.RunFailover(ctx, cfg)
@@ -156,10 +144,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per phase")
 		fs.DurationVar(&cfg.Warmup, "warmup", time.Second, "unmeasured time before each phase")
 		fs.IntVar(&cfg.Rounds, "rounds", 2, "rounds of phases, each holder then pushd")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		cfg.Progress = progress
 		res, err := bench.RunHellos(ctx, cfg)
@@ -182,10 +167,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
 		fs.IntVar(&cfg.Conns, "conns", 15000, "idle connections")
 		fs.IntVar(&cfg.Parallel, "parallel", 64, "connections set up at once")
-		fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
-			cfg.PushdArgs = append(cfg.PushdArgs, s)
-			return nil
-		})
+		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		res, err := bench.RunIdle(ctx, cfg)
 		if err != nil {
@@ -209,4 +191,13 @@ func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", 
 func printHeader() {
 	fmt.Printf("machine: %s\n", bench.Machine())
 	fmt.Printf("command: %s\n", strings.Join(os.Args, " "))
+}
+
+// pushdArgs binds the repeatable -pushd-arg flag (extra pushd flags) to
+// dst.
+func pushdArgs(fs *flag.FlagSet, dst *[]string) {
+	fs.Func("pushd-arg", "extra pushd `flag` (repeatable)", func(s string) error {
+		*dst = append(*dst, s)
+		return nil
+	})
 }

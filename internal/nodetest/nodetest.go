@@ -1,6 +1,7 @@
 // Package nodetest starts pushd nodes inside a test process and reads
-// their metrics, for the tests of packages that drive a node from outside
-// (the load tester and its command). Only tests import it.
+// their metrics, for the engine's end-to-end tests and for the packages
+// that drive a node from outside (the load tester and its command). Only
+// tests import it.
 package nodetest
 
 import (
