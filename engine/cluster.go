@@ -287,7 +287,7 @@ func (n *Node) retry(peer string, f func() error) error {
 		if i > 0 {
 			time.Sleep(time.Second)
 			if !n.isMember(peer) {
-				return fmt.Errorf("%s left: %w", peer, err)
+				return fmt.Errorf("%s %w: %w", peer, errPeerLeft, err)
 			}
 		}
 		if err = f(); err == nil {
@@ -296,6 +296,10 @@ func (n *Node) retry(peer string, f func() error) error {
 	}
 	return err
 }
+
+// errPeerLeft marks a retry given up because the peer left the member
+// list meanwhile.
+var errPeerLeft = errors.New("left the cluster")
 
 // isMember reports whether gossip lists node now.
 func (n *Node) isMember(node string) bool {
@@ -670,7 +674,13 @@ func (n *Node) push(old, next *view) (handed []int) {
 	for target, parts := range byTarget {
 		slices.Sort(parts)
 		if err := n.retry(target, func() error { return n.pushTo(target, parts) }); err != nil {
-			n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
+			if errors.Is(err, errPeerLeft) {
+				// Whole-cluster stops end here: the target is going too,
+				// and the next member list decides who holds the range.
+				n.log.Warn("handoff: target left before the push", "to", target, "partitions", len(parts), "err", err)
+			} else {
+				n.log.Error("handoff: pushing records", "to", target, "partitions", len(parts), "err", err)
+			}
 			for _, p := range parts {
 				delete(leaving, p) // keep what may be the only copy
 			}
