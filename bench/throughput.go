@@ -47,9 +47,23 @@ type ThroughputResult struct {
 	// Errors counts failed cycles (non-200 answers, lost notifications).
 	Errors int64
 	// PushdCPU and BaselineCPU are the server processes' CPU time per
-	// cycle / per PUT during the measured phase; SelfCPU is the load
-	// generator's per operation in the pushd phase.
-	PushdCPU, BaselineCPU, SelfCPU time.Duration
+	// cycle / per PUT during the measured phase; SelfCPU and
+	// BaselineSelfCPU are the load generator's per operation in the pushd
+	// and the baseline phase.
+	PushdCPU, BaselineCPU, SelfCPU, BaselineSelfCPU time.Duration
+}
+
+// ClientBound is the ratio the load generator leaves room for when both
+// phases are CPU-bound on a machine the generator shares with the server:
+// the baseline costs BaselineCPU+BaselineSelfCPU per PUT, and a pushd
+// cycle costs at least SelfCPU even if the server took no CPU at all, so
+// no server reaches a ratio above their quotient with this client. It is
+// 0 when a figure is missing.
+func (r ThroughputResult) ClientBound() float64 {
+	if r.SelfCPU <= 0 {
+		return 0
+	}
+	return float64(r.BaselineCPU+r.BaselineSelfCPU) / float64(r.SelfCPU)
 }
 
 var baselineReady = regexp.MustCompile(regexp.QuoteMeta(BaselineHTTPReady) + `(\S+)`)
@@ -81,7 +95,7 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 		basePaths[i] = "/update/x"
 	}
 	var bops float64
-	bops, _, res.BaselineCPU, _, err = closedLoops(ctx, cfg, base, base.addrs[0], basePaths, nil, nil)
+	bops, _, res.BaselineCPU, res.BaselineSelfCPU, err = closedLoops(ctx, cfg, base, base.addrs[0], basePaths, nil, nil)
 	res.BaselinePuts = bops
 	base.stop()
 	if err != nil {

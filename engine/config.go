@@ -61,6 +61,10 @@ type Config struct {
 	// shardstore.DefaultMemTableSize.
 	MemTableSize uint64
 
+	// RecordCacheEntries bounds the store's cache of hot channel records.
+	// Zero means shardstore.DefaultRecordCacheEntries; negative turns it off.
+	RecordCacheEntries int
+
 	// KickInterval is the least time between two kicks of one UAID. Zero
 	// means 30s.
 	KickInterval time.Duration

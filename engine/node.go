@@ -124,11 +124,12 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("engine: token keys: %w", err)
 	}
 	n.store, err = shardstore.Open(shardstore.Options{
-		Dir:          cfg.DataDir + "/shard",
-		Logger:       n.log.With("component", "shardstore"),
-		MaxChannels:  cfg.MaxChannels,
-		MemTableSize: cfg.MemTableSize,
-		MaxOpenFiles: storeFiles(limit),
+		Dir:                cfg.DataDir + "/shard",
+		Logger:             n.log.With("component", "shardstore"),
+		MaxChannels:        cfg.MaxChannels,
+		MemTableSize:       cfg.MemTableSize,
+		RecordCacheEntries: cfg.RecordCacheEntries,
+		MaxOpenFiles:       storeFiles(limit),
 		OnCommit: func(d time.Duration, _ bool) {
 			n.metrics.commitLatency.ObserveDuration(d)
 		},
@@ -178,6 +179,8 @@ func (n *Node) registerGauges() {
 	r.GaugeFunc("pushd_cluster_members", "Members in the ring in force.", func() float64 { return float64(n.view.Load().ring.Len()) })
 	r.GaugeFunc("pushd_cluster_ring_share", "Fraction of the ring this node owns.", func() float64 { return n.view.Load().ring.Share(n.self) })
 	r.CounterFunc("pushd_store_commits_total", "Store commits.", func() float64 { return float64(n.store.Stats().Commits) })
+	r.CounterFunc("pushd_store_record_cache_hits_total", "Store record reads answered by the record cache.", func() float64 { return float64(n.store.Stats().CacheHits) })
+	r.CounterFunc("pushd_store_record_cache_misses_total", "Store record reads of cached kinds that went to Pebble.", func() float64 { return float64(n.store.Stats().CacheMisses) })
 	r.CounterFunc("pushd_store_synced_commits_total", "Store commits synced to disk.", func() float64 { return float64(n.store.Stats().SyncedCommits) })
 }
 

@@ -74,5 +74,5 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 			return fmt.Errorf("shardstore: ack: %w", err)
 		}
 	}
-	return s.commit(b, false)
+	return s.commitCaching(b, false, true)
 }

@@ -166,11 +166,21 @@ func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
 	}
 	chs = make([]Channel, 0, len(ids))
 	for _, id := range ids {
-		ch, err := s.readPending(&p, id)
+		key := p.channelKey(id)
+		rec, ok, err := s.readChannel(key[:], true)
 		if err != nil {
 			return nil, err
 		}
-		chs = append(chs, ch)
+		if !ok || rec.pending == 0 {
+			// Acked or unregistered after the index was read: a reader
+			// without the UAID's lock sees each channel before or after
+			// a concurrent write.
+			continue
+		}
+		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending, Data: rec.data})
+	}
+	if len(chs) == 0 {
+		return nil, nil
 	}
 	return chs, nil
 }

@@ -55,6 +55,12 @@ type Options struct {
 	// means DefaultMaxOpenFiles (256).
 	MaxOpenFiles int
 
+	// RecordCacheEntries bounds the cache of hot channel records and
+	// pending indexes that spares the PUT and ack paths their Pebble reads
+	// (see cache.go). Zero means DefaultRecordCacheEntries; negative turns
+	// the cache off.
+	RecordCacheEntries int
+
 	// OnCommit, if set, is called after every commit with its latency and
 	// whether it was synced (fsynced before returning). It runs on the
 	// committing goroutine, concurrently from many goroutines, and must be
@@ -74,6 +80,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FS == nil {
 		o.FS = vfs.Default
+	}
+	if o.RecordCacheEntries == 0 {
+		o.RecordCacheEntries = DefaultRecordCacheEntries
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -2,7 +2,6 @@ package shardstore
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -27,14 +26,14 @@ const pendingEncV1 byte = 1
 // readPendingSet returns the UAID's pending channel ids (nil when none).
 func (s *Store) readPendingSet(p *prefix) ([]uuid.UUID, error) {
 	key := p.pendingKey()
-	v, closer, err := s.db.Get(key[:])
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
-	}
+	v, ok, done, err := s.get(key[:])
 	if err != nil {
 		return nil, fmt.Errorf("shardstore: get pending index: %w", err)
 	}
-	defer closer.Close()
+	if !ok {
+		return nil, nil
+	}
+	defer done()
 	return decodePendingSet(v)
 }
 

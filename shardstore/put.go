@@ -142,7 +142,7 @@ func (s *Store) put(uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome Pu
 		}
 		*pending = append(*pending, other)
 	}
-	if err := s.commit(b, true); err != nil {
+	if err := s.commitCaching(b, true, true); err != nil {
 		return 0, 0, err
 	}
 	return PutStored, v, nil

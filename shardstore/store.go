@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -34,6 +35,7 @@ type Store struct {
 	log         *slog.Logger
 	maxChannels int
 	onCommit    func(time.Duration, bool)
+	cache       *recordCache // nil when disabled
 
 	// mu is held for reading by every call for its whole duration and for
 	// writing by Close, so Close waits for calls in flight and no call
@@ -52,6 +54,8 @@ type Store struct {
 		syncedCommits atomic.Uint64
 		commitNanos   atomic.Uint64
 		commitErrors  atomic.Uint64
+		cacheHits     atomic.Uint64
+		cacheMisses   atomic.Uint64
 	}
 }
 
@@ -63,6 +67,8 @@ type Stats struct {
 	CommitErrors  uint64        // commits that returned an error
 	CommitTime    time.Duration // total latency of all commits
 	Failed        bool          // the store hit ErrFailed
+	CacheHits     uint64        // record reads answered by the record cache
+	CacheMisses   uint64        // record reads of cached kinds that went to Pebble
 }
 
 // Open opens, or creates, the store in opts.Dir, replaying its WAL. It does
@@ -91,6 +97,7 @@ func Open(opts Options) (*Store, error) {
 		log:         o.Logger,
 		maxChannels: o.MaxChannels,
 		onCommit:    o.OnCommit,
+		cache:       newRecordCache(o.RecordCacheEntries),
 	}
 	db, err := openPebble(o.Dir, popts)
 	if err != nil {
@@ -147,6 +154,8 @@ func (s *Store) Stats() Stats {
 		CommitErrors:  s.stats.commitErrors.Load(),
 		CommitTime:    time.Duration(s.stats.commitNanos.Load()),
 		Failed:        s.failed.Load() != nil,
+		CacheHits:     s.stats.cacheHits.Load(),
+		CacheMisses:   s.stats.cacheMisses.Load(),
 	}
 }
 
@@ -186,8 +195,15 @@ func (s *Store) exit(err *error) {
 	*err = ferr
 }
 
-// commit commits b, synced or not, and accounts for it. It does not close b.
+// commit commits b, synced or not, and accounts for it. It does not close
+// b. Records of b already in the record cache are updated there.
 func (s *Store) commit(b *pebble.Batch, sync bool) error {
+	return s.commitCaching(b, sync, false)
+}
+
+// commitCaching is commit; with add, b's records are also added to the
+// record cache (the hot path: Put and Ack).
+func (s *Store) commitCaching(b *pebble.Batch, sync, add bool) error {
 	wo := pebble.NoSync
 	if sync {
 		wo = pebble.Sync
@@ -205,23 +221,76 @@ func (s *Store) commit(b *pebble.Batch, sync bool) error {
 	}
 	if err != nil {
 		s.stats.commitErrors.Add(1)
+		if s.cache != nil {
+			s.cache.forget(b)
+		}
 		return fmt.Errorf("shardstore: commit: %w", err)
+	}
+	if s.cache != nil {
+		s.cache.apply(b, add)
 	}
 	return nil
 }
+
+// get reads the value at key, through the record cache for the kinds it
+// holds: ok=false if absent. The value is valid until done is called, and
+// must not be modified.
+func (s *Store) get(key []byte) (val []byte, ok bool, done func(), err error) {
+	var gen uint64
+	if s.cache != nil {
+		if _, cacheable := cachedForm(key, nil); cacheable {
+			var hit bool
+			if val, hit, gen = s.cache.get(key); hit {
+				s.stats.cacheHits.Add(1)
+				return val, val != nil, noop, nil
+			}
+			s.stats.cacheMisses.Add(1)
+			defer func() {
+				if ok {
+					s.cache.fill(key, val, gen)
+				}
+			}()
+		}
+	}
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, noop, nil
+	}
+	if err != nil {
+		return nil, false, noop, err
+	}
+	return v, true, func() { _ = closer.Close() }, nil
+}
+
+func noop() {}
 
 // readChannel reads and decodes the channel record at key; ok=false if
 // absent. With withData the record's data is copied for the caller (nil
 // stays nil, empty stays empty); without it rec.data is nil.
 func (s *Store) readChannel(key []byte, withData bool) (rec channelRecord, ok bool, err error) {
-	v, closer, err := s.db.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return rec, false, nil
+	var (
+		v    []byte
+		done func()
+	)
+	if withData {
+		// The cache holds no data: read Pebble.
+		var closer io.Closer
+		v, closer, err = s.db.Get(key)
+		if err == nil {
+			ok, done = true, func() { _ = closer.Close() }
+		} else if errors.Is(err, pebble.ErrNotFound) {
+			err = nil
+		}
+	} else {
+		v, ok, done, err = s.get(key)
 	}
 	if err != nil {
 		return rec, false, fmt.Errorf("shardstore: get channel: %w", err)
 	}
-	defer closer.Close()
+	if !ok {
+		return rec, false, nil
+	}
+	defer done()
 	rec, err = decodeChannel(v)
 	if err != nil {
 		return rec, false, fmt.Errorf("shardstore: channel %x: %w", key[channelIDOff:], err)

@@ -62,7 +62,8 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("bare fasthttp PUT handler: %.0f PUT/s\n", res.BaselinePuts)
 		fmt.Printf("pushd PUT -> delivered -> acked (synced writes): %.0f cycles/s (%d errors)\n", res.PushdCycles, res.Errors)
 		fmt.Printf("ratio pushd/baseline: %.2f\n", res.Ratio)
-		fmt.Printf("server CPU per operation: pushd %v per cycle, baseline %v per PUT; load generator %v per pushd cycle\n", res.PushdCPU, res.BaselineCPU, res.SelfCPU)
+		fmt.Printf("server CPU per operation: pushd %v per cycle, baseline %v per PUT; load generator %v per pushd cycle, %v per baseline PUT\n", res.PushdCPU, res.BaselineCPU, res.SelfCPU, res.BaselineSelfCPU)
+		fmt.Printf("bound set by the load generator where it shares the CPUs: %.2f (baseline server+client CPU per PUT / client CPU per pushd cycle)\n", res.ClientBound())
 		return nil
 	case "latency":
 		var cfg bench.LatencyConfig

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pushd/pushd/engine"
+	"github.com/pushd/pushd/shardstore"
 )
 
 // Options are a node's flags once parsed.
@@ -38,6 +39,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.DurationVar(&o.Config.AckTimeout, "ack-timeout", 15*time.Second, "how long an UPDATE stays in flight without an ack")
 	fs.Float64Var(&o.Config.EndpointRate, "endpoint-rate", 1000, "PUTs per second one endpoint may take before 429; -1 = unlimited")
 	fs.Float64Var(&o.Config.SourceRate, "source-rate", 0, "PUTs per second one source IP may send before 429; 0 = unlimited")
+	fs.IntVar(&o.Config.RecordCacheEntries, "record-cache", shardstore.DefaultRecordCacheEntries, "entries in the store's cache of hot channel records, which spares PUTs and acks their store reads; -1 turns it off")
 	fs.Uint64Var(&o.Config.MemTableSize, "memtable-size", 64<<20, "store memtable size in bytes; larger means fewer flushes in the PUT latency tail, filled only as written")
 	fs.DurationVar(&o.Config.KickInterval, "kick-interval", 30*time.Second, "least time between two wake-ups of one UAID")
 	fs.Func("kick-udp-networks", "comma-separated `CIDRs` UDP wake-ups may be sent to; empty: UDP kicks refused", func(s string) error {

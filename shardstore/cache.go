@@ -1,0 +1,224 @@
+package shardstore
+
+import (
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// The record cache keeps the newest known value of hot channel records
+// (their 18-byte header, never their data) and pending indexes, so that
+// the read half of the PUT and ack read-modify-writes does not walk
+// Pebble's memtable skiplist on every call. A PUT -> ack cycle reads four
+// such records; from Pebble each read costs a skiplist search through a
+// memtable full of the hot keys' obsolete versions.
+//
+// Coherence: every write reaches Pebble through Store.commit, which, once
+// the batch is visible, writes its records through to the cache tagged
+// with the batch's sequence number; an entry is only ever replaced by a
+// newer sequence number, so concurrent commits cannot leave an older value
+// behind. A range deletion (a partition dropped after a handoff) empties
+// the whole cache. A read that missed fills the cache only if its stripe
+// saw no write and no eviction since the read began (the stripe's
+// generation is unchanged) and the key is still absent: a read that raced
+// with a commit never installs what the commit replaced.
+//
+// Only Put and Ack commits add keys (they are the hot path); other commits
+// update keys already cached. Reads that find nothing never add an entry,
+// so requests for unknown channels cannot fill the cache.
+
+// cacheStripes is the number of independently locked parts of the cache.
+// Keys of one UAID share a stripe (chosen by their ring hash).
+const cacheStripes = 64
+
+// DefaultRecordCacheEntries bounds the record cache: about 100 bytes each,
+// 3 MiB in all.
+const DefaultRecordCacheEntries = 32 << 10
+
+type recordCache struct {
+	perStripe int
+	stripes   [cacheStripes]cacheStripe
+}
+
+type cacheStripe struct {
+	mu sync.Mutex
+	// gen counts the writes and evictions in this stripe (guarded by mu).
+	gen uint64
+	// m maps a key to its entry (guarded by mu).
+	m map[string]cacheEntry
+	_ [40]byte // keep stripes on separate cache lines
+}
+
+// cacheEntry is a cached record. val is nil when the record is known to be
+// deleted; it is never modified once stored, so readers may keep it after
+// unlocking.
+type cacheEntry struct {
+	seq uint64 // the writing batch's sequence number; 0 when filled by a read
+	val []byte
+}
+
+func newRecordCache(entries int) *recordCache {
+	if entries <= 0 {
+		return nil
+	}
+	c := &recordCache{perStripe: max(1, entries/cacheStripes)}
+	for i := range c.stripes {
+		c.stripes[i].m = make(map[string]cacheEntry)
+	}
+	return c
+}
+
+// stripe picks key's stripe from the low byte of its ring hash.
+func (c *recordCache) stripe(key []byte) *cacheStripe {
+	if len(key) < 8 {
+		return &c.stripes[0]
+	}
+	return &c.stripes[key[7]%cacheStripes]
+}
+
+// get returns the cached value of key: found reports a cache hit, and val
+// is nil for a record known to be absent. On a miss it returns the
+// stripe's generation to pass to fill.
+func (c *recordCache) get(key []byte) (val []byte, found bool, gen uint64) {
+	st := c.stripe(key)
+	st.mu.Lock()
+	e, ok := st.m[string(key)]
+	gen = st.gen
+	st.mu.Unlock()
+	return e.val, ok, gen
+}
+
+// fill caches the value read for key (in its cached form) after a read
+// that began at gen, unless the stripe changed since or key is already
+// cached.
+func (c *recordCache) fill(key, val []byte, gen uint64) {
+	v, cacheable := cachedForm(key, val)
+	if !cacheable || v == nil {
+		return
+	}
+	st := c.stripe(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.gen != gen {
+		return
+	}
+	if _, ok := st.m[string(key)]; ok {
+		return
+	}
+	c.insertLocked(st, key, cacheEntry{val: v})
+}
+
+// insertLocked adds a new key, evicting another when the stripe is full.
+func (c *recordCache) insertLocked(st *cacheStripe, key []byte, e cacheEntry) {
+	if len(st.m) >= c.perStripe {
+		for k := range st.m {
+			delete(st.m, k)
+			break
+		}
+	}
+	st.gen++
+	st.m[string(key)] = e
+}
+
+// apply writes the records of b, just committed, through to the cache.
+// With add, keys not yet cached are added; otherwise only cached keys are
+// updated.
+func (c *recordCache) apply(b *pebble.Batch, add bool) {
+	seq := uint64(b.SeqNum())
+	r := b.Reader()
+	for i := uint64(0); ; i++ {
+		kind, key, val, ok, err := r.Next()
+		if err != nil {
+			c.clear()
+			return
+		}
+		if !ok {
+			return
+		}
+		switch kind {
+		case pebble.InternalKeyKindSet:
+			if v, cacheable := cachedForm(key, val); cacheable {
+				c.put(key, cacheEntry{seq: seq + i, val: v}, add)
+			}
+		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
+			if _, cacheable := cachedForm(key, nil); cacheable {
+				c.put(key, cacheEntry{seq: seq + i}, false)
+			}
+		case pebble.InternalKeyKindLogData:
+		default:
+			// Range deletions and anything else this cache does not model.
+			c.clear()
+		}
+	}
+}
+
+// cachedForm returns the copy of a record's value the cache keeps, and
+// whether key is a kind the cache holds: channel records lose their data,
+// pending indexes are kept whole.
+func cachedForm(key, val []byte) ([]byte, bool) {
+	switch {
+	case len(key) == channelKeyLen && key[prefixLen] == kindChannel:
+		if len(val) > channelHeaderLen {
+			val = val[:channelHeaderLen]
+		}
+	case len(key) == metaKeyLen && key[prefixLen] == kindPending:
+	default:
+		return nil, false
+	}
+	if val == nil {
+		return nil, true
+	}
+	return append(make([]byte, 0, len(val)), val...), true
+}
+
+// put stores e for key if it is newer than the cached entry; a key not
+// cached is added only with add.
+func (c *recordCache) put(key []byte, e cacheEntry, add bool) {
+	st := c.stripe(key)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	old, ok := st.m[string(key)]
+	switch {
+	case ok && old.seq < e.seq:
+		st.gen++
+		st.m[string(key)] = e
+	case ok:
+		st.gen++ // an older write than the cached one: leave the entry
+	case add:
+		c.insertLocked(st, key, e)
+	default:
+		st.gen++
+	}
+}
+
+// forget drops the keys of b, whose commit failed: what is visible of it
+// is unknown.
+func (c *recordCache) forget(b *pebble.Batch) {
+	r := b.Reader()
+	for {
+		_, key, _, ok, err := r.Next()
+		if err != nil {
+			c.clear()
+			return
+		}
+		if !ok {
+			return
+		}
+		st := c.stripe(key)
+		st.mu.Lock()
+		delete(st.m, string(key))
+		st.gen++
+		st.mu.Unlock()
+	}
+}
+
+// clear empties the cache.
+func (c *recordCache) clear() {
+	for i := range c.stripes {
+		st := &c.stripes[i]
+		st.mu.Lock()
+		clear(st.m)
+		st.gen++
+		st.mu.Unlock()
+	}
+}
