@@ -584,15 +584,25 @@ func TestMembershipNoGoroutinesLeft(t *testing.T) {
 			t.Errorf("second Shutdown: %v", err)
 		}
 	}
-	settled := waitFor(t, 10*time.Second, fmt.Sprintf("goroutines back to %d (now %d)", before, runtime.NumGoroutine()), func() bool {
-		return runtime.NumGoroutine() <= before
-	})
-	t.Logf("goroutines: %d before, %d with 4 nodes, %d %v after Shutdown", before, during, runtime.NumGoroutine(), settled)
-	var stacks bytes.Buffer
-	pprof.Lookup("goroutine").WriteTo(&stacks, 1)
-	for _, fn := range []string{"cluster.(*Membership).run", "memberlist."} {
-		if strings.Contains(stacks.String(), fn) {
-			t.Errorf("a goroutine in %s is still running:\n%s", fn, stacks.String())
+	// A probe in progress at Shutdown runs to its timeout: wait for the
+	// goroutines to end, not only for their number to drop.
+	stillRunning := func() (fn string, stacks string) {
+		var b bytes.Buffer
+		pprof.Lookup("goroutine").WriteTo(&b, 1)
+		for _, fn := range []string{"cluster.(*Membership).run", "memberlist."} {
+			if strings.Contains(b.String(), fn) {
+				return fn, b.String()
+			}
 		}
+		return "", ""
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before || func() bool { fn, _ := stillRunning(); return fn != "" }() {
+		if time.Now().After(deadline) {
+			fn, stacks := stillRunning()
+			t.Fatalf("goroutines: %d before, %d with 4 nodes, %d 10 s after Shutdown; one in %q:\n%s",
+				before, during, runtime.NumGoroutine(), fn, stacks)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
