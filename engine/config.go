@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
-
-	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures a Node. The zero value of every field means the default
@@ -66,10 +64,6 @@ type Config struct {
 	// RecordCacheEntries bounds the store's cache of hot channel records.
 	// Zero means shardstore.DefaultRecordCacheEntries; negative turns it off.
 	RecordCacheEntries int
-
-	// StoreFS, if set, is the filesystem the store lives on instead of the
-	// disk (tests slow it down or make it fail).
-	StoreFS vfs.FS
 
 	// KickInterval is the least time between two kicks of one UAID. Zero
 	// means 30s.

@@ -129,7 +129,6 @@ func New(cfg Config) (*Node, error) {
 		MaxChannels:        cfg.MaxChannels,
 		MemTableSize:       cfg.MemTableSize,
 		RecordCacheEntries: cfg.RecordCacheEntries,
-		FS:                 cfg.StoreFS,
 		MaxOpenFiles:       storeFiles(limit),
 		OnCommit: func(d time.Duration, _ bool) {
 			n.metrics.commitLatency.ObserveDuration(d)
