@@ -16,12 +16,16 @@ import (
 // Coherence: every write reaches Pebble through Store.commit, which, once
 // the batch is visible, writes its records through to the cache tagged
 // with the batch's sequence number; an entry is only ever replaced by a
-// newer sequence number, so concurrent commits cannot leave an older value
-// behind. A range deletion (a partition dropped after a handoff) empties
-// the whole cache. A read that missed fills the cache only if its stripe
-// saw no write and no eviction since the read began (the stripe's
-// generation is unchanged) and the key is still absent: a read that raced
-// with a commit never installs what the commit replaced.
+// newer sequence number. A range deletion (a partition dropped after a
+// handoff, which takes no per-UAID locks) empties the whole cache and
+// raises its floor to the deletion's sequence number: a commit older than
+// that which writes through afterwards is ignored. A read that missed
+// fills the cache only if its stripe saw no write and no eviction since
+// the read began (the stripe's generation is unchanged) and the key is
+// still absent: a read that raced with a commit never installs what the
+// commit replaced. Two commits of one key are otherwise never concurrent
+// (the Store's callers serialise the writes of a UAID), so an evicted
+// entry cannot be brought back older by a late write-through.
 //
 // Only Put and Ack commits add keys (they are the hot path); other commits
 // update keys already cached. Reads that find nothing never add an entry,
@@ -44,9 +48,12 @@ type cacheStripe struct {
 	mu sync.Mutex
 	// gen counts the writes and evictions in this stripe (guarded by mu).
 	gen uint64
+	// floor is the sequence number of the latest range deletion: writes
+	// at or below it are not cached (guarded by mu).
+	floor uint64
 	// m maps a key to its entry (guarded by mu).
 	m map[string]cacheEntry
-	_ [40]byte // keep stripes on separate cache lines
+	_ [32]byte // keep stripes on separate cache lines
 }
 
 // cacheEntry is a cached record. val is nil when the record is known to be
@@ -125,11 +132,12 @@ func (c *recordCache) insertLocked(st *cacheStripe, key []byte, e cacheEntry) {
 // updated.
 func (c *recordCache) apply(b *pebble.Batch, add bool) {
 	seq := uint64(b.SeqNum())
+	last := seq + uint64(b.Count()) // above every record of b
 	r := b.Reader()
-	for i := uint64(0); ; i++ {
+	for {
 		kind, key, val, ok, err := r.Next()
 		if err != nil {
-			c.clear()
+			c.clear(last)
 			return
 		}
 		if !ok {
@@ -138,17 +146,19 @@ func (c *recordCache) apply(b *pebble.Batch, add bool) {
 		switch kind {
 		case pebble.InternalKeyKindSet:
 			if v, cacheable := cachedForm(key, val); cacheable {
-				c.put(key, cacheEntry{seq: seq + i, val: v}, add)
+				c.put(key, cacheEntry{seq: seq, val: v}, add)
 			}
 		case pebble.InternalKeyKindDelete, pebble.InternalKeyKindSingleDelete, pebble.InternalKeyKindDeleteSized:
 			if _, cacheable := cachedForm(key, nil); cacheable {
-				c.put(key, cacheEntry{seq: seq + i}, false)
+				c.put(key, cacheEntry{seq: seq}, false)
 			}
 		case pebble.InternalKeyKindLogData:
+			continue // takes no sequence number
 		default:
 			// Range deletions and anything else this cache does not model.
-			c.clear()
+			c.clear(seq)
 		}
+		seq++
 	}
 }
 
@@ -179,6 +189,10 @@ func (c *recordCache) put(key []byte, e cacheEntry, add bool) {
 	defer st.mu.Unlock()
 	old, ok := st.m[string(key)]
 	switch {
+	case e.seq <= st.floor:
+		// Older than a range deletion that emptied the cache.
+		delete(st.m, string(key))
+		st.gen++
 	case ok && old.seq < e.seq:
 		st.gen++
 		st.m[string(key)] = e
@@ -198,7 +212,7 @@ func (c *recordCache) forget(b *pebble.Batch) {
 	for {
 		_, key, _, ok, err := r.Next()
 		if err != nil {
-			c.clear()
+			c.clear(0)
 			return
 		}
 		if !ok {
@@ -212,12 +226,13 @@ func (c *recordCache) forget(b *pebble.Batch) {
 	}
 }
 
-// clear empties the cache.
-func (c *recordCache) clear() {
+// clear empties the cache and keeps writes at or below seq out of it.
+func (c *recordCache) clear(seq uint64) {
 	for i := range c.stripes {
 		st := &c.stripes[i]
 		st.mu.Lock()
 		clear(st.m)
+		st.floor = max(st.floor, seq)
 		st.gen++
 		st.mu.Unlock()
 	}

@@ -243,6 +243,21 @@ func TestRecordCacheFillNeverInstallsAReplacedValue(t *testing.T) {
 			t.Fatalf("cached %x, want the newer commit's %x", v, newer)
 		}
 	})
+	t.Run("a commit older than a range deletion writes through after it", func(t *testing.T) {
+		// A Put visible before a partition is dropped (seq 8 < 10), whose
+		// write-through runs only after the drop emptied the cache.
+		c := newRecordCache(1024)
+		c.put(key, cacheEntry{seq: 5, val: old}, true)
+		c.clear(10)
+		c.put(key, cacheEntry{seq: 8, val: newer}, true)
+		if v, hit, _ := c.get(key); hit {
+			t.Fatalf("cached %x from a commit the range deletion superseded", v)
+		}
+		c.put(key, cacheEntry{seq: 11, val: newer}, true)
+		if v, _, _ := c.get(key); !bytes.Equal(v, newer) {
+			t.Fatalf("cached %x, want the later commit's %x", v, newer)
+		}
+	})
 	t.Run("a fill without interference is kept, without data", func(t *testing.T) {
 		c := newRecordCache(1024)
 		withData := encodeChannel(channelRecord{version: 3, pending: 3, hasData: true, data: []byte("payload")})

@@ -2,6 +2,7 @@ package shardstore
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -174,7 +175,10 @@ func (s *Store) Pending(uaid uuid.UUID) (chs []Channel, err error) {
 		if !ok || rec.pending == 0 {
 			// Acked or unregistered after the index was read: a reader
 			// without the UAID's lock sees each channel before or after
-			// a concurrent write.
+			// a concurrent write. Under the lock it would mean the index
+			// is out of step with its channels: say so.
+			s.log.Warn("shardstore: pending index names a channel with nothing pending; skipped",
+				slog.String("uaid", uaid.String()), slog.String("channel", id.String()))
 			continue
 		}
 		chs = append(chs, Channel{ID: id, Version: rec.version, Pending: rec.pending, Data: rec.data})
