@@ -81,14 +81,26 @@ const (
 
 // Liveness phases.
 const (
-	phaseHandshake = iota // waiting for the opening handshake
-	phaseHello            // upgraded, waiting for hello
-	phaseIdle             // deadline is when to send the next ping
-	phasePong             // ping sent, deadline is when to give up
+	phaseHandshake   = iota // waiting for the opening handshake
+	phaseHello              // upgraded, waiting for hello
+	phaseHelloQueued        // hello received, its answer due by the deadline
+	phaseIdle               // deadline is when to send the next ping
+	phasePong               // ping sent, deadline is when to give up
 )
 
 func (c *client) setLive(phase int, deadline time.Time) {
 	c.live.Store(deadline.UnixMilli()<<3 | int64(phase))
+}
+
+// helloQueued moves an upgraded connection whose first message arrived at
+// now from phaseHello to phaseHelloQueued, due by now+timeout. Only the
+// first message does it: a worker may already have moved the connection
+// on, and that is never undone.
+func (c *client) helloQueued(now time.Time, timeout time.Duration) {
+	v := c.live.Load()
+	if int(v&7) == phaseHello {
+		c.live.CompareAndSwap(v, now.Add(timeout).UnixMilli()<<3|phaseHelloQueued)
+	}
 }
 
 func (c *client) liveState() (phase int, deadline int64) {

@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Config configures a Node. The zero value of every field means the default
@@ -34,7 +36,8 @@ type Config struct {
 	// HandshakeTimeout bounds the WebSocket opening handshake, counted from
 	// the TCP accept. Zero means 5s.
 	HandshakeTimeout time.Duration
-	// HelloTimeout bounds the wait for hello after the upgrade. Zero means
+	// HelloTimeout bounds the wait for hello after the upgrade, and the
+	// wait of a received hello for its answer (1013 beyond). Zero means
 	// 10s.
 	HelloTimeout time.Duration
 	// PingInterval is how often the server sends WebSocket pings to an
@@ -64,6 +67,10 @@ type Config struct {
 	// RecordCacheEntries bounds the store's cache of hot channel records.
 	// Zero means shardstore.DefaultRecordCacheEntries; negative turns it off.
 	RecordCacheEntries int
+
+	// StoreFS, if set, is the filesystem the store lives on instead of the
+	// disk (tests hold or fail its syncs).
+	StoreFS vfs.FS
 
 	// KickInterval is the least time between two kicks of one UAID. Zero
 	// means 30s.

@@ -129,6 +129,7 @@ func New(cfg Config) (*Node, error) {
 		MaxChannels:        cfg.MaxChannels,
 		MemTableSize:       cfg.MemTableSize,
 		RecordCacheEntries: cfg.RecordCacheEntries,
+		FS:                 cfg.StoreFS,
 		MaxOpenFiles:       storeFiles(limit),
 		OnCommit: func(d time.Duration, _ bool) {
 			n.metrics.commitLatency.ObserveDuration(d)
@@ -354,6 +355,11 @@ func (n *Node) sweepOnce(now time.Time) {
 			_ = c.gc.Close()
 		case phaseHello:
 			c.closeWith(n, ws.StatusPolicyViolation, "hello timeout")
+		case phaseHelloQueued:
+			// The node did not answer in time: the client should come
+			// back later, and its queued hello is skipped.
+			n.metrics.helloTimeouts.Inc()
+			c.closeWith(n, closeTryAgainLater, "hello not answered in time")
 		case phaseIdle:
 			if ping == nil {
 				ping = pingFrame()

@@ -58,7 +58,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", commaList(&o.Config.KickWebhookPrefixes))
 	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.DurationVar(&o.Config.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
-	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade")
+	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade; also how long a received hello may wait for its answer (1013 beyond)")
 	fs.DurationVar(&o.Config.PingInterval, "ping-interval", 5*time.Minute, "WebSocket ping interval on quiet connections")
 	fs.DurationVar(&o.Config.PongTimeout, "pong-timeout", 30*time.Second, "how long a pong may take before the connection is dropped")
 	fs.DurationVar(&o.Config.MinPingInterval, "min-ping-interval", 20*time.Second, "closest client pings may come before close 4774")
