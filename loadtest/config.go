@@ -147,6 +147,12 @@ type Config struct {
 	// PutConns is how many PUTs may be outstanding at once (one HTTP
 	// connection each). Zero means 256.
 	PutConns int
+	// SetupRetries is how many more times a device whose set-up failed
+	// (dial refused, or closed by the server before its hello and
+	// registers were answered) dials again, after a jittered back-off that
+	// doubles from 1 s up to 16 s, as devices do after a refusal. Zero
+	// means none.
+	SetupRetries int
 	// SetupTimeout bounds one connection's dial, handshake, hello and
 	// registers, and the wait for stragglers after the ramp. Zero means
 	// 30s.
@@ -250,7 +256,7 @@ func (c Config) validate() error {
 	if c.StormPct < 0 || c.StormPct > 100 {
 		return fmt.Errorf("loadtest: storm percentage %v outside 0..100", c.StormPct)
 	}
-	if c.Parallel < 0 || c.PutConns < 0 {
+	if c.Parallel < 0 || c.PutConns < 0 || c.SetupRetries < 0 || c.SetupRetries > 255 {
 		return errors.New("loadtest: negative parallelism")
 	}
 	return nil

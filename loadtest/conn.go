@@ -38,6 +38,7 @@ type conn struct {
 	phase  uint8 // setup phase the connection reports to (settle)
 	flags  uint8
 	nreg   uint16 // channels registered
+	tries  uint8  // set-up retries made (Config.SetupRetries)
 	code   uint16 // close code the server sent
 }
 
@@ -165,7 +166,7 @@ func (l *local) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		l.rec.closed(code)
 		if state < stIdle {
 			l.rec.errorf("closed_during_setup")
-			l.settled(c, false)
+			l.setupFailed(c)
 		}
 	}
 	return gnet.None

@@ -209,3 +209,23 @@ func TestAckModes(t *testing.T) {
 		})
 	}
 }
+
+// A device refused at the node's connection cap dials again after a
+// back-off, SetupRetries times, and only then counts as failed.
+func TestSetupRetriesRedialRefusedDevices(t *testing.T) {
+	n := startNode(t, func(c *engine.Config) { c.MaxConns = 5 })
+	cfg := config(n, loadtest.ScenarioIdle)
+	cfg.Conns, cfg.Channels, cfg.Hold = 8, 1, 0
+	cfg.SetupRetries = 2
+	cfg.MinEstablished = -1
+	rep, err := loadtest.Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if c := rep.Connections; c.Established != 5 || c.Failed != 3 || c.Retries != 6 {
+		t.Fatalf("connections %+v; want 5 established, 3 failed after 2 retries each", c)
+	}
+	if got := delta(metrics(t, n), map[string]float64{})("pushd_connections_refused_total"); got < 9 {
+		t.Fatalf("node refused %d connections, want at least 9 (3 devices, 3 tries each)", got)
+	}
+}

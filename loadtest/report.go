@@ -38,6 +38,7 @@ type Report struct {
 		Target      int    `json:"target"`
 		Established uint64 `json:"established"`
 		Failed      uint64 `json:"failed"`
+		Retries     uint64 `json:"retries"` // set-ups tried again (Config.SetupRetries)
 		PeakOpen    int64  `json:"peak_open"`
 	} `json:"connections"`
 	Hellos struct {
@@ -156,7 +157,7 @@ func (r *Report) fill(p *Partial, series []SeriesPoint, peakOpen int64, elapsed 
 	r.Elapsed = elapsed.Seconds()
 	r.Processes = procs
 	r.Connections.Target = p.Target
-	r.Connections.Established, r.Connections.Failed = c.Established, c.Failed
+	r.Connections.Established, r.Connections.Failed, r.Connections.Retries = c.Established, c.Failed, c.Retries
 	r.Connections.PeakOpen = peakOpen
 	r.Hellos.OK, r.Hellos.Failed = c.Hellos, c.HelloFailures
 	if r.Scenario == string(ScenarioHelloRate) {

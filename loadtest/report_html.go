@@ -38,7 +38,7 @@ func (r *Report) HTML() []byte {
 	b.WriteString("</table>\n")
 
 	b.WriteString("<h2>Summary</h2>\n<table>\n")
-	row(&b, "connections (target / established / failed / peak open)", fmt.Sprintf("%d / %d / %d / %d", r.Connections.Target, r.Connections.Established, r.Connections.Failed, r.Connections.PeakOpen))
+	row(&b, "connections (target / established / failed / retries / peak open)", fmt.Sprintf("%d / %d / %d / %d / %d", r.Connections.Target, r.Connections.Established, r.Connections.Failed, r.Connections.Retries, r.Connections.PeakOpen))
 	row(&b, "hellos (ok / failed)", fmt.Sprintf("%d / %d", r.Hellos.OK, r.Hellos.Failed))
 	if r.Hellos.PerSecond > 0 {
 		row(&b, "hellos per second", fmt.Sprintf("%.0f", r.Hellos.PerSecond))

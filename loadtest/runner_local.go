@@ -60,6 +60,7 @@ type local struct {
 	plan      atomic.Pointer[putPlan] // set when PUTs start
 	acks      *ackQueue               // non-nil with AckDelay
 	reconnect chan *conn              // storm: dropped connections to redial
+	retry     chan *conn              // set-ups to try again (Config.SetupRetries)
 	sem       chan struct{}           // hello-rate: connections in flight; nil otherwise
 	stopping  atomic.Bool             // closes from here on are ours
 	flushing  atomic.Int64            // pings of the flush not yet answered
@@ -147,6 +148,11 @@ func (l *local) run(ctx context.Context, co coordinator) (*Partial, error) {
 		p.Memory.RSSBefore = readRSS()
 		l.allocConns()
 		p.Target = len(l.conns)
+	}
+	if l.cfg.SetupRetries > 0 {
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		l.startRetries(rctx)
 	}
 	err = l.scenario(ctx, co, p)
 
@@ -236,7 +242,7 @@ func (l *local) open(ctx context.Context, c *conn) bool {
 	nc, err := l.dialer.dial(ctx, &l.targets[c.target])
 	if err != nil {
 		l.rec.errorf("dial")
-		l.settled(c, false)
+		l.setupFailed(c)
 		return false
 	}
 	if _, err := l.cli.EnrollContext(nc, c); err != nil {
@@ -245,6 +251,43 @@ func (l *local) open(ctx context.Context, c *conn) bool {
 		return false
 	}
 	return true
+}
+
+// setupFailed ends a failed set-up of c: with retries left it is dialled
+// again after a back-off, like a device that was refused; otherwise it
+// reports to its phase as failed.
+func (l *local) setupFailed(c *conn) {
+	if l.retry == nil || int(c.tries) >= l.cfg.SetupRetries || l.stopping.Load() {
+		l.settled(c, false)
+		return
+	}
+	c.tries++
+	l.rec.retries.Add(1)
+	d := min(time.Second<<(c.tries-1), 16*time.Second)
+	d = d/2 + time.Duration(mrand.Int64N(int64(d/2))) // jitter: [d/2, d)
+	time.AfterFunc(d, func() { l.retry <- c })
+}
+
+// startRetries runs the dials of setupFailed's retries until ctx ends.
+// The queue holds every connection, so a timer never blocks.
+func (l *local) startRetries(ctx context.Context) {
+	l.retry = make(chan *conn, max(len(l.conns), 1))
+	for range l.cfg.Parallel {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case c := <-l.retry:
+					if l.stopping.Load() {
+						l.settled(c, false)
+						continue
+					}
+					l.open(ctx, c)
+				}
+			}
+		}()
+	}
 }
 
 // beginPhase starts counting n connections' setups.

@@ -110,6 +110,7 @@ type Counts struct {
 	Dialed            uint64            `json:"dialed,omitempty"`
 	Established       uint64            `json:"established,omitempty"`
 	Failed            uint64            `json:"failed,omitempty"`
+	Retries           uint64            `json:"retries,omitempty"`
 	Hellos            uint64            `json:"hellos,omitempty"`
 	HelloFailures     uint64            `json:"hello_failures,omitempty"`
 	Registers         uint64            `json:"registers,omitempty"`
@@ -135,6 +136,7 @@ func (c *Counts) Add(o Counts) {
 	c.Dialed += o.Dialed
 	c.Established += o.Established
 	c.Failed += o.Failed
+	c.Retries += o.Retries
 	c.Hellos += o.Hellos
 	c.HelloFailures += o.HelloFailures
 	c.Registers += o.Registers
@@ -161,6 +163,7 @@ func (c Counts) sub(prev Counts) Counts {
 		Dialed:            c.Dialed - prev.Dialed,
 		Established:       c.Established - prev.Established,
 		Failed:            c.Failed - prev.Failed,
+		Retries:           c.Retries - prev.Retries,
 		Hellos:            c.Hellos - prev.Hellos,
 		HelloFailures:     c.HelloFailures - prev.HelloFailures,
 		Registers:         c.Registers - prev.Registers,
@@ -248,6 +251,7 @@ const maxStatus = 600
 // concurrent use and none blocks for long: event loops call them.
 type recorder struct {
 	dialed, established, failed       atomic.Uint64
+	retries                           atomic.Uint64
 	hellos, helloFailures             atomic.Uint64
 	registers, registerFailures       atomic.Uint64
 	putsSent, putErrors               atomic.Uint64
@@ -329,6 +333,7 @@ func (r *recorder) counts() Counts {
 		Dialed:            r.dialed.Load(),
 		Established:       r.established.Load(),
 		Failed:            r.failed.Load(),
+		Retries:           r.retries.Load(),
 		Hellos:            r.hellos.Load(),
 		HelloFailures:     r.helloFailures.Load(),
 		Registers:         r.registers.Load(),

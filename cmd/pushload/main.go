@@ -67,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&cfg.MinEstablished, "min-established", 0.99, "fraction of -conns that must be established for the run to pass (negative: none)")
 	fs.IntVar(&cfg.Parallel, "parallel", 64, "dials in flight per process (hello-rate: connections in flight)")
 	fs.IntVar(&cfg.PutConns, "put-conns", 256, "PUTs outstanding at once")
+	fs.IntVar(&cfg.SetupRetries, "setup-retries", 0, "times a device whose set-up was refused or closed dials again, after a jittered back-off doubling from 1s to 16s")
 	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 30*time.Second, "longest wait for a connection's dial, hello and registers")
 	fs.DurationVar(&cfg.Drain, "drain", 5*time.Second, "longest wait for notifications after the last PUT")
 	fs.IntVar(&cfg.EventLoops, "event-loops", 0, "gnet event loops per process; 0 = one per CPU")
@@ -137,8 +138,8 @@ func isTerminal(w io.Writer) bool {
 func summary(w io.Writer, r *loadtest.Report) {
 	fmt.Fprintf(w, "machine: %d x %s, %s, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Memory, r.Machine.Go)
 	fmt.Fprintf(w, "scenario %s, %d process(es), %.1fs\n", r.Scenario, r.Processes, r.Elapsed)
-	fmt.Fprintf(w, "connections: target %d, established %d, failed %d, peak open %d\n",
-		r.Connections.Target, r.Connections.Established, r.Connections.Failed, r.Connections.PeakOpen)
+	fmt.Fprintf(w, "connections: target %d, established %d, failed %d, set-up retries %d, peak open %d\n",
+		r.Connections.Target, r.Connections.Established, r.Connections.Failed, r.Connections.Retries, r.Connections.PeakOpen)
 	if r.Hellos.PerSecond > 0 {
 		fmt.Fprintf(w, "hellos: %d ok, %d failed, %.0f/s\n", r.Hellos.OK, r.Hellos.Failed, r.Hellos.PerSecond)
 	}
