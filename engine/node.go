@@ -348,7 +348,10 @@ func (n *Node) sweepOnce(now time.Time) {
 		_, deadline := c.liveState()
 		return ms >= deadline && !c.closing.Load()
 	}, func(c *client) {
-		phase, _ := c.liveState()
+		phase, deadline := c.liveState()
+		if ms < deadline {
+			return // moved on since it was picked (a hello arrived or was answered)
+		}
 		switch phase {
 		case phaseHandshake:
 			c.closing.Store(true)

@@ -132,7 +132,9 @@ func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
 			return n, h.closeOnLoop(c, ws.StatusInvalidFramePayloadData, "invalid JSON")
 		}
 		h.n.metrics.messages.Inc()
-		c.helloQueued(time.Now(), h.n.cfg.HelloTimeout)
+		if msg.Type == protocol.TypeHello {
+			c.helloQueued(time.Now(), h.n.cfg.HelloTimeout)
+		}
 		if !c.enqueue(h.n, job{kind: jobMessage, msg: msg}) {
 			return n, h.closeOnLoop(c, ws.StatusPolicyViolation, "too many messages")
 		}

@@ -256,7 +256,13 @@ func (c Config) validate() error {
 	if c.StormPct < 0 || c.StormPct > 100 {
 		return fmt.Errorf("loadtest: storm percentage %v outside 0..100", c.StormPct)
 	}
-	if c.Parallel < 0 || c.PutConns < 0 || c.SetupRetries < 0 || c.SetupRetries > 255 {
+	if c.SetupRetries < 0 || c.SetupRetries > 255 {
+		return fmt.Errorf("loadtest: setup retries %d not in 0..255", c.SetupRetries)
+	}
+	if c.SetupRetries > 0 && c.Scenario == ScenarioHelloRate {
+		return errors.New("loadtest: setup retries do not apply to hello-rate, which dials without end")
+	}
+	if c.Parallel < 0 || c.PutConns < 0 {
 		return errors.New("loadtest: negative parallelism")
 	}
 	return nil

@@ -149,15 +149,15 @@ func (l *local) run(ctx context.Context, co coordinator) (*Partial, error) {
 		l.allocConns()
 		p.Target = len(l.conns)
 	}
-	if l.cfg.SetupRetries > 0 {
-		rctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		l.startRetries(rctx)
+	stopRetries := func() {}
+	if l.cfg.SetupRetries > 0 && l.sem == nil {
+		stopRetries = l.startRetries(ctx)
 	}
 	err = l.scenario(ctx, co, p)
 
 	l.setPhase("done")
 	l.stopping.Store(true)
+	stopRetries()
 	if serr := l.cli.Stop(); serr != nil && !errors.Is(serr, context.Canceled) {
 		l.cfg.Logger.Debug("loadtest: gnet client stop", "err", serr)
 	}
@@ -263,17 +263,25 @@ func (l *local) setupFailed(c *conn) {
 	}
 	c.tries++
 	l.rec.retries.Add(1)
+	if c.phase == phaseRamp {
+		// A fresh device again: a new UAID, every channel registered anew.
+		c.nreg = 0
+		c.flags &^= fHasUAID
+	}
 	d := min(time.Second<<(c.tries-1), 16*time.Second)
 	d = d/2 + time.Duration(mrand.Int64N(int64(d/2))) // jitter: [d/2, d)
 	time.AfterFunc(d, func() { l.retry <- c })
 }
 
-// startRetries runs the dials of setupFailed's retries until ctx ends.
-// The queue holds every connection, so a timer never blocks.
-func (l *local) startRetries(ctx context.Context) {
+// startRetries runs the dials of setupFailed's retries until stop is
+// called, which waits for them. The queue holds every connection (each is
+// in it at most once), so a timer firing after stop never blocks.
+func (l *local) startRetries(ctx context.Context) (stop func()) {
 	l.retry = make(chan *conn, max(len(l.conns), 1))
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
 	for range l.cfg.Parallel {
-		go func() {
+		wg.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
@@ -286,7 +294,11 @@ func (l *local) startRetries(ctx context.Context) {
 					l.open(ctx, c)
 				}
 			}
-		}()
+		})
+	}
+	return func() {
+		cancel()
+		wg.Wait()
 	}
 }
 
