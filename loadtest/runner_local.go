@@ -278,15 +278,22 @@ func (l *local) setupFailed(c *conn) {
 // in it at most once), so a timer firing after stop never blocks.
 func (l *local) startRetries(ctx context.Context) (stop func()) {
 	l.retry = make(chan *conn, max(len(l.conns), 1))
+	return l.dialFrom(ctx, l.retry, l.cfg.Parallel)
+}
+
+// dialFrom starts n goroutines that dial the connections sent on queue,
+// until stop is called, which waits for them. Once the run is stopping a
+// queued connection fails instead.
+func (l *local) dialFrom(ctx context.Context, queue <-chan *conn, n int) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	for range l.cfg.Parallel {
+	for range n {
 		wg.Go(func() {
 			for {
 				select {
 				case <-ctx.Done():
 					return
-				case c := <-l.retry:
+				case c := <-queue:
 					if l.stopping.Load() {
 						l.settled(c, false)
 						continue
@@ -423,26 +430,12 @@ func (l *local) storm(ctx context.Context) {
 	done := l.beginPhase(phaseReconnect, n)
 	l.rec.dropped.Add(uint64(n))
 
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for range min(l.cfg.Parallel, n) {
-		wg.Go(func() {
-			for {
-				select {
-				case <-rctx.Done():
-					return
-				case c := <-l.reconnect:
-					l.open(rctx, c)
-				}
-			}
-		})
-	}
+	stop := l.dialFrom(ctx, l.reconnect, min(l.cfg.Parallel, n))
 	for _, c := range est {
 		l.drop(ctx, c)
 	}
 	l.waitPhase(ctx, done)
-	cancel()
-	wg.Wait()
+	stop()
 }
 
 // helloRate connects and says hello as fast as cfg.Parallel connections
