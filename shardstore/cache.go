@@ -35,8 +35,8 @@ import (
 // Keys of one UAID share a stripe (chosen by their ring hash).
 const cacheStripes = 64
 
-// DefaultRecordCacheEntries bounds the record cache: about 100 bytes each,
-// 3 MiB in all.
+// DefaultRecordCacheEntries bounds the record cache: about 130 bytes each
+// (key, header, map entry), 4 MiB in all.
 const DefaultRecordCacheEntries = 32 << 10
 
 type recordCache struct {

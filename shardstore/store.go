@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -252,6 +251,11 @@ func (s *Store) get(key []byte) (val []byte, ok bool, done func(), err error) {
 			}()
 		}
 	}
+	return s.getPebble(key)
+}
+
+// getPebble is get without the cache.
+func (s *Store) getPebble(key []byte) (val []byte, ok bool, done func(), err error) {
 	v, closer, err := s.db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, noop, nil
@@ -268,22 +272,11 @@ func noop() {}
 // absent. With withData the record's data is copied for the caller (nil
 // stays nil, empty stays empty); without it rec.data is nil.
 func (s *Store) readChannel(key []byte, withData bool) (rec channelRecord, ok bool, err error) {
-	var (
-		v    []byte
-		done func()
-	)
+	get := s.get
 	if withData {
-		// The cache holds no data: read Pebble.
-		var closer io.Closer
-		v, closer, err = s.db.Get(key)
-		if err == nil {
-			ok, done = true, func() { _ = closer.Close() }
-		} else if errors.Is(err, pebble.ErrNotFound) {
-			err = nil
-		}
-	} else {
-		v, ok, done, err = s.get(key)
+		get = s.getPebble // the cache holds no data
 	}
+	v, ok, done, err := get(key)
 	if err != nil {
 		return rec, false, fmt.Errorf("shardstore: get channel: %w", err)
 	}
