@@ -17,12 +17,12 @@ import (
 type heldSyncFS struct {
 	held    atomic.Bool
 	waiting atomic.Int32
-	go_     chan struct{}
+	open    chan struct{}
 	once    sync.Once
 }
 
 func newHeldSyncFS() (*heldSyncFS, vfs.FS) {
-	h := &heldSyncFS{go_: make(chan struct{})}
+	h := &heldSyncFS{open: make(chan struct{})}
 	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
 		if !h.held.Load() || !strings.HasSuffix(op.Path, ".log") {
 			return nil
@@ -30,7 +30,7 @@ func newHeldSyncFS() (*heldSyncFS, vfs.FS) {
 		switch op.Kind {
 		case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
 			h.waiting.Add(1)
-			<-h.go_
+			<-h.open
 		}
 		return nil
 	})
@@ -41,7 +41,7 @@ func newHeldSyncFS() (*heldSyncFS, vfs.FS) {
 func (h *heldSyncFS) release() {
 	h.once.Do(func() {
 		h.held.Store(false)
-		close(h.go_)
+		close(h.open)
 	})
 }
 
@@ -75,12 +75,19 @@ func stalledNode(t *testing.T, mod func(*engine.Config)) (*engine.Node, *heldSyn
 // A hello the node received but did not answer within -hello-timeout
 // closes the connection with 1013: come back later.
 func TestUnansweredHelloClosesWith1013(t *testing.T) {
-	n, disk, _ := stalledNode(t, func(c *engine.Config) { c.HelloTimeout = time.Second })
+	n, disk, a := stalledNode(t, func(c *engine.Config) { c.HelloTimeout = time.Second })
 	b := dial(t, n)
 	b.send(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}})
 	b.expectClose(1013)
 	disk.release()
+	a.expect("register", 200)
+	// The one worker takes messages in order: once a's next register is
+	// answered, b's queued hello has been reached, and skipped.
+	a.register(newUUID())
 	if v, _ := metric(t, n, "pushd_hello_answer_timeouts_total"); v != 1 {
 		t.Errorf("pushd_hello_answer_timeouts_total = %v, want 1", v)
+	}
+	if v, _ := metric(t, n, "pushd_hellos_total"); v != 1 {
+		t.Errorf("pushd_hellos_total = %v, want 1 (a's; b's queued hello skipped)", v)
 	}
 }
