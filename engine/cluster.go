@@ -220,17 +220,40 @@ type fill struct{ done chan struct{} }
 // lockTable.acquire), first waiting, within the same deadline, for u's
 // partition to be filled if this node is taking it over.
 func (n *Node) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
-	if f := n.fills[cluster.PartitionOf(shardstore.RingHash(u))].Load(); f != nil {
-		t := time.NewTimer(time.Until(deadline))
-		defer t.Stop()
-		select {
-		case <-f.done:
-		case <-t.C:
-			n.metrics.fillWaits.Inc()
-			return false
-		}
+	return n.filled(u, deadline) && n.locks.acquire(u, idle, deadline)
+}
+
+// do carries out op with u's slot held, queued on the slot if it is held
+// (see lockTable.do), once u's partition is filled. It reports false, and
+// op is not carried out, when the fill outlasted opWait or the slot's
+// queue was full.
+func (n *Node) do(u uuid.UUID, op func()) bool {
+	if !n.filled(u, time.Now().Add(opWait)) {
+		return false
 	}
-	return n.locks.acquire(u, idle, deadline)
+	if !n.locks.do(u, op) {
+		n.metrics.queueDrops.Inc()
+		return false
+	}
+	return true
+}
+
+// filled waits until deadline at most for u's partition to be filled, if
+// this node is taking it over, and reports whether it is.
+func (n *Node) filled(u uuid.UUID, deadline time.Time) bool {
+	f := n.fills[cluster.PartitionOf(shardstore.RingHash(u))].Load()
+	if f == nil {
+		return true
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-f.done:
+		return true
+	case <-t.C:
+		n.metrics.fillWaits.Inc()
+		return false
+	}
 }
 
 // preference returns p's preference list in v: the nodes that hold its

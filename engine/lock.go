@@ -15,6 +15,11 @@ import (
 // stripe is fixed by its bytes; the table never grows.
 const lockStripes = 4096
 
+// maxQueued bounds the operations queued on one slot (see do). A device
+// acknowledges at most the one UPDATE it was sent, so a full queue means a
+// client repeating itself while its UAID's store write is stuck.
+const maxQueued = 16
+
 // lockTable is the per-UAID lock of PROTOCOL.md 6.2. Each UAID has, while
 // anyone cares about it, a slot holding two things:
 //
@@ -22,6 +27,8 @@ const lockStripes = 4096
 //     an ack) is running for the UAID. Operations on one UAID are serial.
 //   - flight: an UPDATE with the UAID's pending versions was sent and is not
 //     yet acknowledged. PUTs wait for it to end (up to the lock wait).
+//   - queue: operations handed over while the slot was held (do), carried
+//     out by the goroutine that releases it, before anyone waiting.
 //
 // Slots live in their stripe only while held, in flight or waited for, so
 // idle UAIDs cost nothing. A stripe keeps its few live slots in a slice
@@ -31,6 +38,8 @@ type lockTable struct {
 	stripes [lockStripes]lockStripe
 	// inflight counts UAIDs in flight (a metric).
 	inflight atomic.Int64
+	// drains counts the goroutines carrying out queued operations (wait).
+	drains sync.WaitGroup
 }
 
 type lockStripe struct {
@@ -51,6 +60,9 @@ type slot struct {
 	// changed is closed (and cleared) whenever held or flight changes and
 	// someone waits; nil when nobody waits.
 	changed chan struct{}
+	// queue holds the operations handed over by do while the slot was
+	// held; never longer than maxQueued.
+	queue []func()
 }
 
 // flight is an UPDATE that awaits its ack. It is immutable once started;
@@ -72,6 +84,17 @@ func (s *lockStripe) find(u uuid.UUID) *slot {
 		}
 	}
 	return nil
+}
+
+// slotFor returns u's slot, adding one if it has none.
+// REQUIRES: s.mu held.
+func (s *lockStripe) slotFor(u uuid.UUID) *slot {
+	if sl := s.find(u); sl != nil {
+		return sl
+	}
+	sl := &slot{uaid: u}
+	s.slots = append(s.slots, sl)
+	return sl
 }
 
 func (t *lockTable) stripe(u uuid.UUID) *lockStripe {
@@ -99,11 +122,7 @@ func uaidHash(u uuid.UUID) uint64 {
 func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 	s := t.stripe(u)
 	s.mu.Lock()
-	sl := s.find(u)
-	if sl == nil {
-		sl = &slot{uaid: u}
-		s.slots = append(s.slots, sl)
-	}
+	sl := s.slotFor(u)
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -140,11 +159,60 @@ func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 	return true
 }
 
-// release gives the slot back.
+// do carries out op with u's slot held, without waiting for it: at once in
+// the calling goroutine when the slot is free, else queued on the slot and
+// carried out by the goroutine that releases it, before any waiter gets
+// the slot. Queued operations run in the order they came. do reports false
+// when op was dropped because the slot already has maxQueued operations.
+//
+// It is for operations that must not hold up their caller behind another
+// operation of the UAID (a PUT's synced write and replication): a device's
+// ack, carried out by one of the workers that serve every connection.
+func (t *lockTable) do(u uuid.UUID, op func()) bool {
+	s := t.stripe(u)
+	s.mu.Lock()
+	sl := s.slotFor(u)
+	if sl.held {
+		if len(sl.queue) >= maxQueued {
+			s.mu.Unlock()
+			return false
+		}
+		sl.queue = append(sl.queue, op)
+		s.mu.Unlock()
+		return true
+	}
+	sl.held = true
+	s.mu.Unlock()
+	op()
+	t.release(u)
+	return true
+}
+
+// wait returns once no goroutine is carrying out queued operations and
+// none can start: the caller has stopped everything that takes slots.
+func (t *lockTable) wait() { t.drains.Wait() }
+
+// release gives the slot back, or hands it with the operations queued on
+// it to a new goroutine that carries them out and then releases it again,
+// so that the caller is not held up by them.
 func (t *lockTable) release(u uuid.UUID) {
 	s := t.stripe(u)
 	s.mu.Lock()
 	sl := s.find(u)
+	if len(sl.queue) > 0 {
+		ops := sl.queue
+		sl.queue = nil
+		t.drains.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer t.drains.Done()
+			for _, op := range ops {
+				op()
+			}
+			t.release(u)
+		}()
+		return
+	}
 	sl.held = false
 	sl.signalLocked()
 	s.dropIfIdleLocked(sl)
@@ -246,7 +314,7 @@ func (sl *slot) signalLocked() {
 // reports whether it did.
 // REQUIRES: s.mu held.
 func (s *lockStripe) dropIfIdleLocked(sl *slot) bool {
-	if sl.held || sl.flight != nil || sl.waiters != 0 {
+	if sl.held || sl.flight != nil || sl.waiters != 0 || len(sl.queue) != 0 {
 		return false
 	}
 	for i, x := range s.slots {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +99,115 @@ func TestLockTableExpire(t *testing.T) {
 	if lt.acquire(b, true, time.Now().Add(10*time.Millisecond)) {
 		t.Fatal("live flight was expired")
 	}
+}
+
+// An operation handed to a held slot waits in its queue without holding up
+// its caller, runs once the holder releases, in order, and before a
+// goroutine that was waiting for the slot gets it.
+func TestLockTableDoQueuesBehindTheHolder(t *testing.T) {
+	lt := newLockTable()
+	u := uuid.New()
+
+	// A free slot: the operation runs at once, holding it.
+	ran := false
+	if !lt.do(u, func() {
+		ran = true
+		if lt.acquire(u, false, time.Now().Add(time.Millisecond)) {
+			t.Error("slot free while do's operation runs")
+		}
+	}) || !ran {
+		t.Fatal("do on a free slot did not run its operation")
+	}
+
+	lt.acquire(u, false, time.Now().Add(time.Second))
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	note := func(s string) {
+		mu.Lock()
+		order = append(order, s)
+		mu.Unlock()
+	}
+	waiter := make(chan struct{})
+	go func() {
+		defer close(waiter)
+		if !lt.acquire(u, false, time.Now().Add(time.Minute)) {
+			t.Error("waiter's acquire failed")
+			return
+		}
+		note("waiter")
+		lt.release(u)
+	}()
+	for lt.waitersOf(u) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	for i := range maxQueued {
+		if !lt.do(u, func() { note(string(rune('a' + i))) }) {
+			t.Fatalf("do %d refused with %d queued", i, i)
+		}
+	}
+	if lt.do(u, func() { note("over") }) {
+		t.Fatal("do accepted past maxQueued")
+	}
+	mu.Lock()
+	if len(order) != 0 {
+		t.Fatalf("queued operations ran while the slot was held: %v", order)
+	}
+	mu.Unlock()
+
+	lt.release(u)
+	<-waiter
+	lt.wait()
+	want := []string{}
+	for i := range maxQueued {
+		want = append(want, string(rune('a'+i)))
+	}
+	want = append(want, "waiter")
+	if fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("ran %v, want %v", order, want)
+	}
+	if n := slotCount(lt); n != 0 {
+		t.Fatalf("%d slots left behind", n)
+	}
+}
+
+// Operations queued while a queue is being carried out are carried out
+// too, by the same hand-over, before the slot is free.
+func TestLockTableDoQueuedDuringDrain(t *testing.T) {
+	lt := newLockTable()
+	u := uuid.New()
+	lt.acquire(u, false, time.Now().Add(time.Second))
+	done := make(chan string, 2)
+	lt.do(u, func() {
+		// The slot is held by the drain: this one queues.
+		if !lt.do(u, func() { done <- "second" }) {
+			t.Error("do from a queued operation refused")
+		}
+		done <- "first"
+	})
+	lt.release(u)
+	if a, b := <-done, <-done; a != "first" || b != "second" {
+		t.Fatalf("ran %s, %s", a, b)
+	}
+	lt.wait()
+	if !lt.acquire(u, false, time.Now().Add(time.Second)) {
+		t.Fatal("slot still held after the queue was carried out")
+	}
+	lt.release(u)
+	if n := slotCount(lt); n != 0 {
+		t.Fatalf("%d slots left behind", n)
+	}
+}
+
+func (t *lockTable) waitersOf(u uuid.UUID) int {
+	s := t.stripe(u)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sl := s.find(u); sl != nil {
+		return sl.waiters
+	}
+	return 0
 }
 
 func slotCount(lt *lockTable) (n int) {

@@ -408,6 +408,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.bg.Wait()
 	close(n.runq)
 	n.wg.Wait()
+	n.locks.wait() // acks queued behind the last operations
 	errs = append(errs, n.store.Close())
 	n.log.Info("pushd node stopped")
 	return errors.Join(errs...)

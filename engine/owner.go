@@ -303,12 +303,15 @@ func (n *Node) ownerSetKick(u uuid.UUID, meta []byte) error {
 }
 
 // ownerAck clears acknowledged versions of a single-UAID connection and
-// ends u's flight once every version sent in it is acknowledged.
+// ends u's flight once every version sent in it is acknowledged. It does
+// not wait for u's slot: while an operation of u runs (a PUT's synced
+// write), the ack is queued on the slot and carried out when it ends.
 func (n *Node) ownerAck(h holder, u uuid.UUID, acks []shardstore.Ack) {
-	if !n.acquire(u, false, time.Now().Add(opWait)) {
-		return
-	}
-	defer n.locks.release(u)
+	n.do(u, func() { n.ackLocked(h, u, acks) })
+}
+
+// REQUIRES: u's slot held.
+func (n *Node) ackLocked(h holder, u uuid.UUID, acks []shardstore.Ack) {
 	if err := n.store.Ack(u, acks); err != nil {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
@@ -356,12 +359,13 @@ func acked(acks []shardstore.Ack, s protocol.Update) bool {
 
 // ownerAckFlight is the seed's ACK for one UAID of a multi-UAID connection
 // (or, with the zero holder, of a REST poller): every version sent to h in
-// u's flight was received.
+// u's flight was received. Like ownerAck it is queued on a held slot.
 func (n *Node) ownerAckFlight(h holder, u uuid.UUID) {
-	if !n.acquire(u, false, time.Now().Add(opWait)) {
-		return
-	}
-	defer n.locks.release(u)
+	n.do(u, func() { n.ackFlightLocked(h, u) })
+}
+
+// REQUIRES: u's slot held.
+func (n *Node) ackFlightLocked(h holder, u uuid.UUID) {
 	f := n.locks.flightOf(u)
 	if f == nil || !f.to.is(h) {
 		return
@@ -385,16 +389,16 @@ func (n *Node) ownerAckFlight(h holder, u uuid.UUID) {
 }
 
 // ownerDetach forgets h as u's connection and ends a flight sent to it;
-// unacknowledged versions stay pending for the next connection.
+// unacknowledged versions stay pending for the next connection. Like
+// ownerAck it is queued on a held slot: a closing connection does not hold
+// up a worker.
 func (n *Node) ownerDetach(h holder, u uuid.UUID) {
-	if !n.acquire(u, false, time.Now().Add(opWait)) {
-		return
-	}
-	defer n.locks.release(u)
-	n.hub.remove(u, h)
-	if f := n.locks.flightOf(u); f != nil && f.to.is(h) {
-		n.locks.setFlight(u, nil)
-	}
+	n.do(u, func() {
+		n.hub.remove(u, h)
+		if f := n.locks.flightOf(u); f != nil && f.to.is(h) {
+			n.locks.setFlight(u, nil)
+		}
+	})
 }
 
 // ownerCollect gathers the pending versions of the UAIDs that are not in
