@@ -63,12 +63,7 @@ func stalledNode(t *testing.T, mod func(*engine.Config)) (*engine.Node, *heldSyn
 	a.hello("")
 	disk.held.Store(true)
 	a.send(map[string]any{"messageType": "register", "channelID": newUUID()})
-	for deadline := time.Now().Add(10 * time.Second); disk.waiting.Load() == 0; {
-		if time.Now().After(deadline) {
-			t.Fatal("the register never reached the store's sync")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitHeldSync(t, disk)
 	return n, disk, a
 }
 

@@ -51,42 +51,61 @@ const (
 var ErrStore = errors.New("engine: store failure")
 
 // putLocked stores a version event and delivers or queues it.
+//
+// A new version is written to the device's connection while its store
+// write is being synced, so the notification does not wait for the fsync:
+// the answer to the app server (and the replication) still does. If the
+// sync then fails the PUT is answered with an error, and the device may
+// hold a version the store lost; a retried PUT sends it again, and
+// clients ignore versions they already have (PROTOCOL.md 6.4). The
+// device's ack, which may come back before the sync ends, is queued on u's
+// slot (ownerAck) and carried out after the commit and the replication, so
+// it never clears a version that is not yet stored.
 // REQUIRES: u's slot held.
 func (n *Node) putLocked(u, chid uuid.UUID, p shardstore.Put) (PutStatus, error) {
-	res, err := n.store.Put(u, chid, p)
+	res, w, err := n.store.PreparePut(u, chid, p)
 	if err != nil {
 		return PutFailed, fmt.Errorf("%w: put: %w", ErrStore, err)
 	}
-	if res.Outcome == shardstore.PutNotRegistered {
+	switch res.Outcome {
+	case shardstore.PutNotRegistered:
 		return PutNotFound, nil
-	}
-	// A stale version may be the retry of one whose replication failed
-	// (answered 503 but stored here): it is replicated again too.
-	if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
-		return PutFailed, err
-	}
-	h := n.hub.get(u)
-	if h.none() {
-		if res.Outcome == shardstore.PutStored {
-			n.offline(u)
+	case shardstore.PutStale:
+		// A stale version may be the retry of one whose replication
+		// failed (answered 503 but stored here): it is replicated again
+		// too, then answered as the accepted PUT was answered, and what
+		// is pending is sent if nothing is in flight (the retry case).
+		if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
+			return PutFailed, err
 		}
-		return PutStored, nil
-	}
-	if res.Outcome == shardstore.PutStale {
-		// Nothing changed; answer as the accepted PUT was answered, and
-		// send what is pending if nothing is in flight (the retry case).
+		h := n.hub.get(u)
+		if h.none() {
+			return PutStored, nil
+		}
 		if n.locks.flightOf(u) == nil {
 			n.sendPendingLocked(h, u)
 		}
 		return PutDelivered, nil
 	}
-	if n.locks.markDirty(u) {
-		return PutStored, nil // in flight (only via Store): sent after the ack
+	status := PutStored
+	h := n.hub.get(u)
+	// In flight (only via Store): sent after the ack; else sent now.
+	if !h.none() && !n.locks.markDirty(u) && n.deliverLocked(h, u, res.Pending) {
+		status = PutDelivered
 	}
-	if !n.deliverLocked(h, u, res.Pending) {
-		return PutStored, nil
+	if err := w.Commit(); err != nil {
+		if status == PutDelivered {
+			n.locks.setFlight(u, nil) // nothing stored to wait for
+		}
+		return PutFailed, fmt.Errorf("%w: put: %w", ErrStore, err)
 	}
-	return PutDelivered, nil
+	if err := n.replicate(u, []uuid.UUID{chid}, false); err != nil {
+		return PutFailed, err
+	}
+	if h.none() {
+		n.offline(u)
+	}
+	return status, nil
 }
 
 // offline wakes REST pollers and kicks the device: u got a version while

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
 )
 
@@ -72,23 +73,75 @@ type PutResult struct {
 // Put is a read-modify-write: the caller serialises it with the other writes
 // of the same UAID. Puts for different UAIDs from many goroutines share
 // fsyncs.
-func (s *Store) Put(uaid, chid uuid.UUID, p Put) (res PutResult, err error) {
-	if len(p.Data) > MaxDataSize {
-		return res, fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(p.Data))
-	}
-	if err := s.enter(); err != nil {
-		return res, err
-	}
-	defer s.exit(&err)
-	outcome, version, err := s.put(uaid, chid, p, &res.Pending)
+func (s *Store) Put(uaid, chid uuid.UUID, p Put) (PutResult, error) {
+	res, w, err := s.PreparePut(uaid, chid, p)
 	if err != nil {
 		return PutResult{}, err
 	}
-	res.Outcome, res.Version = outcome, version
+	if w != nil {
+		if err := w.Commit(); err != nil {
+			return PutResult{}, err
+		}
+	}
 	return res, nil
 }
 
-func (s *Store) put(uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome PutOutcome, version uint64, err error) {
+// PutWrite is the write of a prepared Put (see PreparePut), not yet
+// committed. Exactly one of Commit or Discard must be called.
+type PutWrite struct {
+	s *Store
+	b *pebble.Batch
+}
+
+// PreparePut decides a Put exactly as Put does and builds its write without
+// committing it: for PutStored it returns the result the write will have
+// and w to commit it; for the other outcomes w is nil and nothing is to be
+// written.
+//
+// It lets a caller send the version to the device while the write is
+// synced, and answer the app server only after w.Commit. The caller holds
+// the UAID's serialisation from PreparePut until Commit or Discard returns,
+// so no other write of the UAID comes between; readers meanwhile see the
+// state before the put.
+func (s *Store) PreparePut(uaid, chid uuid.UUID, p Put) (res PutResult, w *PutWrite, err error) {
+	if len(p.Data) > MaxDataSize {
+		return res, nil, fmt.Errorf("%w: %d bytes", ErrDataTooLarge, len(p.Data))
+	}
+	if err := s.enter(); err != nil {
+		return res, nil, err
+	}
+	defer s.exit(&err)
+	b := s.db.NewBatch()
+	outcome, version, err := s.put(b, uaid, chid, p, &res.Pending)
+	if err != nil || outcome != PutStored {
+		b.Close()
+		if err != nil {
+			return PutResult{}, nil, err
+		}
+		return PutResult{Outcome: outcome, Version: version}, nil, nil
+	}
+	res.Outcome, res.Version = outcome, version
+	return res, &PutWrite{s: s, b: b}, nil
+}
+
+// Commit makes the prepared write durable (pebble.Sync) and visible.
+// After an error nothing of the put is promised.
+func (w *PutWrite) Commit() (err error) {
+	defer w.b.Close()
+	if err := w.s.enter(); err != nil {
+		return err
+	}
+	defer w.s.exit(&err)
+	return w.s.commitCaching(w.b, true, true)
+}
+
+// Discard drops the prepared write.
+func (w *PutWrite) Discard() {
+	w.b.Close()
+}
+
+// put decides the put and adds its write to b. The caller commits b.
+func (s *Store) put(b *pebble.Batch, uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome PutOutcome, version uint64, err error) {
 	pfx := uaidPrefix(uaid)
 	key := pfx.channelKey(chid)
 	old, ok, err := s.readChannel(key[:], false)
@@ -110,8 +163,6 @@ func (s *Store) put(uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome Pu
 	}
 
 	rec := channelRecord{version: v, pending: v, hasData: p.Data != nil, data: p.Data}
-	b := s.db.NewBatch()
-	defer b.Close()
 	op := b.SetDeferred(len(key), rec.encodedLen())
 	copy(op.Key, key[:])
 	rec.encodeTo(op.Value)
@@ -141,9 +192,6 @@ func (s *Store) put(uaid, chid uuid.UUID, p Put, pending *[]Channel) (outcome Pu
 			return 0, 0, err
 		}
 		*pending = append(*pending, other)
-	}
-	if err := s.commitCaching(b, true, true); err != nil {
-		return 0, 0, err
 	}
 	return PutStored, v, nil
 }

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/google/uuid"
 )
 
 func TestPut(t *testing.T) {
@@ -106,5 +108,65 @@ func TestPutOutcomeString(t *testing.T) {
 		if got := o.String(); got != want {
 			t.Errorf("PutOutcome(%d).String() = %q, want %q", int(o), got, want)
 		}
+	}
+}
+
+func TestPreparePut(t *testing.T) {
+	s := newStore(t, Options{})
+	u, c := id(1), id(10)
+	mustRegister(t, s, u, c)
+	mustPut(t, s, u, c, Put{Version: 3})
+
+	// Prepared: decided, nothing visible yet.
+	res, w, err := s.PreparePut(u, c, Put{Version: 5, Data: []byte("x")})
+	if err != nil || w == nil || res.Outcome != PutStored || res.Version != 5 ||
+		len(res.Pending) != 1 || res.Pending[0].Pending != 5 || string(res.Pending[0].Data) != "x" {
+		t.Fatalf("PreparePut = %+v, %v, %v; want PutStored 5 with the channel pending", res, w, err)
+	}
+	if ch := mustChannel(t, s, u, c); ch.Version != 3 {
+		t.Fatalf("before Commit the channel reads %+v, want version 3", ch)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if ch := mustChannel(t, s, u, c); ch.Version != 5 || ch.Pending != 5 || string(ch.Data) != "x" {
+		t.Fatalf("after Commit the channel reads %+v, want version 5 pending with data", ch)
+	}
+
+	// Discarded: nothing changes.
+	_, w, err = s.PreparePut(u, c, Put{Version: 9})
+	if err != nil || w == nil {
+		t.Fatalf("PreparePut v9 = %v, %v", w, err)
+	}
+	w.Discard()
+	if ch := mustChannel(t, s, u, c); ch.Version != 5 {
+		t.Fatalf("after Discard the channel reads %+v, want version 5", ch)
+	}
+	if res, err := s.Put(u, c, Put{Version: 9}); err != nil || res.Outcome != PutStored {
+		t.Fatalf("Put v9 after the discarded one = %+v, %v; want PutStored", res, err)
+	}
+
+	// Outcomes that write nothing come without a write.
+	for _, tc := range []struct {
+		chid uuid.UUID
+		p    Put
+		want PutOutcome
+	}{{c, Put{Version: 9}, PutStale}, {id(11), Put{Version: 1}, PutNotRegistered}} {
+		res, w, err := s.PreparePut(u, tc.chid, tc.p)
+		if err != nil || w != nil || res.Outcome != tc.want {
+			t.Errorf("PreparePut(%s, %+v) = %+v, %v, %v; want %v and no write", tc.chid, tc.p, res, w, err, tc.want)
+		}
+	}
+
+	// A store closed between the two steps refuses the commit.
+	_, w, err = s.PreparePut(u, c, Put{Version: 10})
+	if err != nil || w == nil {
+		t.Fatalf("PreparePut v10 = %v, %v", w, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Commit after Close = %v, want ErrClosed", err)
 	}
 }

@@ -1,0 +1,99 @@
+package engine_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/pushd/pushd/engine"
+)
+
+// The notification goes out while the version's store write is being
+// synced; the app server's 200 only once it is durable (PROTOCOL.md 3).
+func TestNotificationDoesNotWaitForTheSync(t *testing.T) {
+	disk, fs := newHeldSyncFS()
+	n := testNode(t, func(c *engine.Config) { c.StoreFS = fs })
+	t.Cleanup(disk.release) // runs before the node's shutdown
+	c := dial(t, n)
+	c.hello("")
+	chid := newUUID()
+	ep := localEndpoint(n, c.register(chid))
+
+	disk.held.Store(true)
+	res := putAsync(ep, 7)
+	if got := c.expectNotification(); got[chid] != 7 {
+		t.Fatalf("notification %v, want %s: 7", got, chid)
+	}
+	// The version's write reaches the WAL sync and is held there; the PUT
+	// is not answered meanwhile.
+	awaitHeldSync(t, disk)
+	select {
+	case r := <-res:
+		t.Fatalf("PUT answered %d, %v before its write was synced", r.status, r.err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	disk.release()
+	if st := await(t, res); st != http.StatusOK {
+		t.Fatalf("PUT after the sync: %d, want 200", st)
+	}
+	c.ackDone(chid, 7)
+}
+
+// A device that acks a version whose store write is still syncing does
+// not hold up the node's workers: the ack is queued on the UAID and
+// carried out when the PUT ends, so the flight ends and the next version
+// goes out at once.
+func TestAckDuringTheSyncIsQueued(t *testing.T) {
+	disk, fs := newHeldSyncFS()
+	n := testNode(t, func(c *engine.Config) {
+		c.StoreFS = fs
+		c.Workers = 1 // an ack waiting in it would stall every client
+	})
+	t.Cleanup(disk.release)
+	a := dial(t, n)
+	a.hello("")
+	chid := newUUID()
+	ep := localEndpoint(n, a.register(chid))
+
+	disk.held.Store(true)
+	res := putAsync(ep, 7)
+	if got := a.expectNotification(); got[chid] != 7 {
+		t.Fatalf("notification %v, want %s: 7", got, chid)
+	}
+	a.ack(chid, 7)
+	awaitHeldSync(t, disk)
+	// The only worker is free: another device's hello is answered while
+	// the PUT still waits for its sync.
+	b := dial(t, n)
+	b.hello("")
+	select {
+	case r := <-res:
+		t.Fatalf("PUT answered %d, %v before its write was synced", r.status, r.err)
+	default:
+	}
+
+	disk.release()
+	if st := await(t, res); st != http.StatusOK {
+		t.Fatalf("PUT after the sync: %d, want 200", st)
+	}
+	// The queued ack ended the flight: version 8 is delivered, not held
+	// back behind 7 until the lock wait runs out (503).
+	if st := putVersion(t, ep, 8); st != http.StatusOK {
+		t.Fatalf("PUT of the next version: %d, want 200", st)
+	}
+	if got := a.expectNotification(); got[chid] != 8 {
+		t.Fatalf("notification %v, want %s: 8", got, chid)
+	}
+	a.ackDone(chid, 8)
+}
+
+// awaitHeldSync returns once a store write waits in a held sync.
+func awaitHeldSync(t *testing.T, disk *heldSyncFS) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); disk.waiting.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("no write reached the store's sync")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
