@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,12 +82,17 @@ const (
 
 // Liveness phases.
 const (
-	phaseHandshake   = iota // waiting for the opening handshake
-	phaseHello              // upgraded, waiting for hello
-	phaseHelloQueued        // hello received, its answer due by the deadline
-	phaseIdle               // deadline is when to send the next ping
-	phasePong               // ping sent, deadline is when to give up
+	phaseHandshake    = iota // waiting for the opening handshake
+	phaseHello               // upgraded, waiting for hello
+	phaseHelloQueued         // hello received, its answer due by the deadline
+	phaseHelloTaken          // a worker is carrying the hello out (no deadline)
+	phaseHelloRefused        // closed by the sweeper before its hello was taken (no deadline)
+	phaseIdle                // deadline is when to send the next ping
+	phasePong                // ping sent, deadline is when to give up
 )
+
+// noDeadline is the live deadline of phases the sweeper leaves alone.
+const noDeadline = math.MaxInt64 >> 3
 
 func (c *client) setLive(phase int, deadline time.Time) {
 	c.live.Store(deadline.UnixMilli()<<3 | int64(phase))
@@ -104,8 +110,41 @@ func (c *client) helloQueued(now time.Time, timeout time.Duration) {
 }
 
 func (c *client) liveState() (phase int, deadline int64) {
-	v := c.live.Load()
+	return unpackLive(c.live.Load())
+}
+
+func unpackLive(v int64) (phase int, deadline int64) {
 	return int(v & 7), v >> 3
+}
+
+// takeHello is called by the worker about to carry out the connection's
+// first hello. It moves the connection out of the sweeper's reach
+// (phaseHelloTaken: the hello's own steps are bounded) and reports
+// whether it did; false means the sweeper closed it with 1013 first, and
+// the hello is skipped. The two race on one compare-and-swap, so a hello
+// is either answered or refused, never both.
+func (c *client) takeHello() bool {
+	for {
+		v := c.live.Load()
+		switch phase, _ := unpackLive(v); phase {
+		case phaseHello, phaseHelloQueued:
+			if c.live.CompareAndSwap(v, noDeadline<<3|phaseHelloTaken) {
+				return true
+			}
+		case phaseHelloRefused:
+			return false
+		default:
+			return true
+		}
+	}
+}
+
+// refuseHello is the sweeper's side of takeHello: it moves a connection
+// whose hello is overdue (not received, or not answered), seen as v, to
+// phaseHelloRefused and reports whether it did; false means the hello
+// arrived or a worker took it meanwhile.
+func (c *client) refuseHello(v int64) bool {
+	return c.live.CompareAndSwap(v, noDeadline<<3|phaseHelloRefused)
 }
 
 // jobKind says what a mailbox job is.

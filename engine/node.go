@@ -348,7 +348,8 @@ func (n *Node) sweepOnce(now time.Time) {
 		_, deadline := c.liveState()
 		return ms >= deadline && !c.closing.Load()
 	}, func(c *client) {
-		phase, deadline := c.liveState()
+		v := c.live.Load()
+		phase, deadline := unpackLive(v)
 		if ms < deadline {
 			return // moved on since it was picked (a hello arrived or was answered)
 		}
@@ -357,10 +358,16 @@ func (n *Node) sweepOnce(now time.Time) {
 			c.closing.Store(true)
 			_ = c.gc.Close()
 		case phaseHello:
+			if !c.refuseHello(v) {
+				return // its hello arrived meanwhile
+			}
 			c.closeWith(n, ws.StatusPolicyViolation, "hello timeout")
 		case phaseHelloQueued:
 			// The node did not answer in time: the client should come
 			// back later, and its queued hello is skipped.
+			if !c.refuseHello(v) {
+				return // a worker took the hello meanwhile
+			}
 			n.metrics.helloTimeouts.Inc()
 			c.closeWith(n, closeTryAgainLater, "hello not answered in time")
 		case phaseIdle:

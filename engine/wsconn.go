@@ -106,7 +106,7 @@ func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
 		return 0, gnet.None
 	}
 	// Any complete frame proves the peer alive: push the next ping out.
-	if ph, _ := c.liveState(); ph >= phaseIdle {
+	if ph, _ := c.liveState(); ph == phaseIdle || ph == phasePong {
 		c.setLive(phaseIdle, time.Now().Add(h.n.cfg.PingInterval))
 	}
 	switch f.Kind {
