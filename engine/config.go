@@ -90,6 +90,13 @@ type Config struct {
 	// MaxConns caps client WebSocket connections. Zero means derived from
 	// the open-files limit minus a reserve (see FDBudget).
 	MaxConns int
+	// SetupLimit bounds the connections in set-up (accepted, first hello
+	// not yet answered): at the bound the node stops accepting until some
+	// finish, and new connections wait in the listen queue. Zero
+	// means adaptive: what the node answers in half the hello timeout at
+	// its recent hello rate, at least 1024 (setupGate). Negative means no
+	// bound.
+	SetupLimit int
 	// MaxMessage bounds one client message. Zero means 32 KiB.
 	MaxMessage int
 	// MaxChannels bounds channels per UAID. Zero means 200.

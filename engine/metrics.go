@@ -15,6 +15,7 @@ type nodeMetrics struct {
 	connections       *metrics.Gauge
 	accepted          *metrics.Counter
 	refused           *metrics.Counter
+	setupPauses       *metrics.Counter
 	helloTimeouts     *metrics.Counter
 	acceptErrors      *metrics.Counter
 	handshakeFailures *metrics.Counter
@@ -51,6 +52,7 @@ func newNodeMetrics() *nodeMetrics {
 		connections:       r.Gauge("pushd_connections", "Open client WebSocket connections."),
 		accepted:          r.Counter("pushd_connections_accepted_total", "Client TCP connections accepted."),
 		refused:           r.Counter("pushd_connections_refused_total", "Client TCP connections refused at the connection cap."),
+		setupPauses:       r.Counter("pushd_accept_pauses_total", "Times an accept loop paused because as many connections were in set-up as -max-setup allows."),
 		helloTimeouts:     r.Counter("pushd_hello_answer_timeouts_total", "Connections closed with 1013 because their hello was not answered within -hello-timeout."),
 		acceptErrors:      r.Counter("pushd_accept_errors_total", "Failed accepts on the client listener (e.g. out of file descriptors)."),
 		handshakeFailures: r.Counter("pushd_handshake_failures_total", "WebSocket opening handshakes refused."),

@@ -40,6 +40,7 @@ type Node struct {
 	conns         connList
 	maxConns      int
 	nconns        atomic.Int64 // accepted and not yet retired (see runq)
+	setup         setupGate
 
 	// runq holds connections with queued jobs. A connection is in it at
 	// most once and counts in nconns until its last job ran, and nconns
@@ -107,6 +108,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.maxConns = connCap(cfg.MaxConns, limit)
+	n.setup.init(cfg.SetupLimit, cfg.HelloTimeout)
 	if cfg.MaxConns > n.maxConns {
 		n.log.Warn("connection cap lowered to fit the open-files limit",
 			"requested", cfg.MaxConns, "cap", n.maxConns, "nofile", limit)
@@ -175,6 +177,8 @@ func New(cfg Config) (*Node, error) {
 func (n *Node) registerGauges() {
 	r := n.metrics.reg
 	r.GaugeFunc("pushd_connection_cap", "Client connections this node accepts before refusing.", func() float64 { return float64(n.maxConns) })
+	r.GaugeFunc("pushd_connections_in_setup", "Client connections accepted whose first hello is not yet answered.", func() float64 { return float64(n.setup.inflight.Load()) })
+	r.GaugeFunc("pushd_setup_limit", "Connections in set-up at which the node stops accepting until some finish (0: no bound).", func() float64 { return float64(max(n.setup.limit.Load(), 0)) })
 	r.GaugeFunc("pushd_uaids_connected", "UAIDs with a connection on this node.", func() float64 { return float64(n.hub.n.Load()) })
 	r.GaugeFunc("pushd_uaids_in_flight", "UAIDs with an unacknowledged UPDATE.", func() float64 { return float64(n.locks.inflight.Load()) })
 	r.GaugeFunc("pushd_cluster_members", "Members in the ring in force.", func() float64 { return float64(n.view.Load().ring.Len()) })
@@ -249,12 +253,19 @@ func (n *Node) Start() error {
 const acceptLoops = 4
 
 // acceptLoop accepts client sockets and enrolls them into the event loops.
-// It refuses sockets beyond the connection cap at once, and waits out
+// It refuses sockets beyond the connection cap at once, pauses while as
+// many connections are in set-up as the set-up gate allows, and waits out
 // accept failures such as EMFILE instead of stopping.
 func (n *Node) acceptLoop() {
 	defer n.bg.Done()
 	var backoff time.Duration
 	for {
+		// Wait before accepting, so that waiting connections stay in the
+		// listen queue; the few accepted while others filled set-up wait
+		// below, unenrolled.
+		if !n.awaitSetup(n.setup.room) {
+			return
+		}
 		nc, err := n.wsLn.Accept()
 		if err != nil {
 			if n.shutdown.Load() || errors.Is(err, net.ErrClosed) {
@@ -278,15 +289,43 @@ func (n *Node) acceptLoop() {
 			_ = nc.Close()
 			continue
 		}
+		if !n.awaitSetup(n.setup.enter) {
+			n.nconns.Add(-1)
+			_ = nc.Close()
+			return
+		}
 		n.compactAddrs(nc)
 		c := &client{}
 		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
 			// EnrollContext closed nc; OnOpen did not run.
 			n.nconns.Add(-1)
+			n.setup.done()
 			n.metrics.acceptErrors.Inc()
 			n.log.Debug("enroll failed", "err", err)
 		}
 	}
+}
+
+// setupPoll is how often a paused accept loop looks for room in set-up.
+const setupPoll = 5 * time.Millisecond
+
+// awaitSetup returns true once ok (room or enter of the set-up gate)
+// does, false if the node is shutting down first.
+func (n *Node) awaitSetup(ok func() bool) bool {
+	if ok() {
+		return true
+	}
+	n.metrics.setupPauses.Inc()
+	t := time.NewTicker(setupPoll)
+	defer t.Stop()
+	for !ok() {
+		select {
+		case <-t.C:
+		case <-n.quit:
+			return false
+		}
+	}
+	return true
 }
 
 // compactAddrs makes the addresses gnet keeps for the connection's
@@ -381,6 +420,7 @@ func (n *Node) sweepOnce(now time.Time) {
 		}
 	})
 	n.locks.expire(now)
+	n.setup.retune(n.metrics.hellos.Load())
 }
 
 // Shutdown stops the node: stop accepting, close clients with 1001, stop

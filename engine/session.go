@@ -24,6 +24,9 @@ func (n *Node) worker() {
 			case jobClosed:
 				n.disconnect(c)
 				n.nconns.Add(-1)
+				if !c.helloDone {
+					n.setup.done()
+				}
 			case jobMessage:
 				n.handle(c, &j.msg)
 			case jobDeliver:
@@ -75,6 +78,15 @@ func (n *Node) handle(c *client, m *protocol.Message) {
 	}
 }
 
+// helloAnswered marks c's session as said hello; its first hello ends its
+// set-up (setupGate).
+func (n *Node) helloAnswered(c *client) {
+	if !c.helloDone {
+		c.helloDone = true
+		n.setup.done()
+	}
+}
+
 // refuse answers status 401 and closes the connection with 1008.
 func (n *Node) refuse(c *client, messageType, why string) {
 	c.sendText(n, protocol.AppendError(nil, messageType, protocol.StatusUnauthorized, why))
@@ -108,7 +120,7 @@ func (n *Node) hello(c *client, m *protocol.Message) {
 	attached := func(u uuid.UUID) func() {
 		return func() {
 			c.uaid = u
-			c.helloDone = true
+			n.helloAnswered(c)
 			c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
 			c.sendText(n, protocol.AppendHello(nil, u, n.cfg.ClientPing))
 		}
@@ -163,7 +175,7 @@ func (n *Node) helloMulti(c *client, m *protocol.Message) {
 		}
 		accepted = append(accepted, u)
 	}
-	c.helloDone = true
+	n.helloAnswered(c)
 	c.setLive(phaseIdle, time.Now().Add(n.cfg.PingInterval))
 	c.sendText(n, protocol.AppendHelloMulti(nil, accepted, n.cfg.ClientPing))
 	n.metrics.hellos.Inc()

@@ -45,6 +45,7 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.enqueue(h.n, job{kind: jobClosed})
 	} else {
 		h.n.nconns.Add(-1)
+		h.n.setup.done()
 	}
 	return gnet.None
 }

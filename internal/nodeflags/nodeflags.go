@@ -57,6 +57,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	})
 	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", commaList(&o.Config.KickWebhookPrefixes))
 	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
+	fs.IntVar(&o.Config.SetupLimit, "max-setup", 0, "connections in set-up (accepted, first hello unanswered) at which the node stops accepting until some finish; 0 = adaptive (what the node answers in half -hello-timeout, at least 1024), -1 = no bound")
 	fs.DurationVar(&o.Config.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade; also how long a received hello may wait for its answer (1013 beyond)")
 	fs.DurationVar(&o.Config.PingInterval, "ping-interval", 5*time.Minute, "WebSocket ping interval on quiet connections")
