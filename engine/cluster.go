@@ -226,12 +226,12 @@ func (n *Node) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 // do carries out op with u's slot held, queued on the slot if it is held
 // (see lockTable.do), once u's partition is filled. It reports false, and
 // op is not carried out, when the fill outlasted opWait or the slot's
-// queue was full.
-func (n *Node) do(u uuid.UUID, op func()) bool {
+// queue was full (and not must).
+func (n *Node) do(u uuid.UUID, must bool, op func()) bool {
 	if !n.filled(u, time.Now().Add(opWait)) {
 		return false
 	}
-	if !n.locks.do(u, op) {
+	if !n.locks.do(u, must, op) {
 		n.metrics.queueDrops.Inc()
 		return false
 	}

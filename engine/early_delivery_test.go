@@ -97,3 +97,45 @@ func awaitHeldSync(t *testing.T, disk *heldSyncFS) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A connection's close is queued behind a PUT's sync like an ack, but is
+// never dropped, even when acks have filled the UAID's queue: the device
+// is then offline, and the next version is stored for it (202).
+func TestCloseBehindAFullQueueIsNotLost(t *testing.T) {
+	disk, fs := newHeldSyncFS()
+	n := testNode(t, func(c *engine.Config) { c.StoreFS = fs })
+	t.Cleanup(disk.release)
+	a := dial(t, n)
+	a.hello("")
+	chid := newUUID()
+	ep := localEndpoint(n, a.register(chid))
+
+	disk.held.Store(true)
+	res := putAsync(ep, 7)
+	a.expectNotification()
+	awaitHeldSync(t, disk)
+	for range 17 { // one more than a UAID's queue takes
+		a.ack(chid, 7)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		v, _ := metric(t, n, "pushd_acks_dropped_total")
+		return v == 1
+	}, "the ack past the queue's bound to be dropped")
+	a.closeNow()
+	eventually(t, 10*time.Second, func() bool {
+		v, _ := metric(t, n, "pushd_connections")
+		return v == 0
+	}, "the node to see the close")
+
+	disk.release()
+	if st := await(t, res); st != http.StatusOK {
+		t.Fatalf("PUT 7: %d, want 200", st)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		v, _ := metric(t, n, "pushd_uaids_connected")
+		return v == 0
+	}, "the closed connection's presence to be removed")
+	if st := putVersion(t, ep, 8); st != http.StatusAccepted {
+		t.Fatalf("PUT 8 for the closed device: %d, want 202", st)
+	}
+}

@@ -61,6 +61,12 @@ const (
 func (n *Node) sendTo(h holder, packet []protocol.UAIDUpdates) sendResult {
 	switch {
 	case h.c != nil:
+		if h.c.closing.Load() {
+			// Its detach is on its way (or was dropped): the UAID is
+			// offline now, as it is for a connection on another node
+			// that has gone.
+			return sendGone
+		}
 		if h.c.sendText(n, encodeUpdate(h.c, packet)) {
 			return sendOK
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
@@ -15,9 +16,10 @@ import (
 // stripe is fixed by its bytes; the table never grows.
 const lockStripes = 4096
 
-// maxQueued bounds the operations queued on one slot (see do). A device
+// maxQueued bounds the acks queued on one slot (see do). A device
 // acknowledges at most the one UPDATE it was sent, so a full queue means a
-// client repeating itself while its UAID's store write is stuck.
+// client repeating itself while its UAID's store write is stuck. A
+// connection's detach is queued past it: there is one per connection.
 const maxQueued = 16
 
 // lockTable is the per-UAID lock of PROTOCOL.md 6.2. Each UAID has, while
@@ -39,7 +41,7 @@ type lockTable struct {
 	// inflight counts UAIDs in flight (a metric).
 	inflight atomic.Int64
 	// drains counts the goroutines carrying out queued operations (wait).
-	drains sync.WaitGroup
+	drains atomic.Int64
 }
 
 type lockStripe struct {
@@ -163,17 +165,18 @@ func (t *lockTable) acquire(u uuid.UUID, idle bool, deadline time.Time) bool {
 // the calling goroutine when the slot is free, else queued on the slot and
 // carried out by the goroutine that releases it, before any waiter gets
 // the slot. Queued operations run in the order they came. do reports false
-// when op was dropped because the slot already has maxQueued operations.
+// when op was dropped because the slot already has maxQueued operations
+// and must is false; an operation that must not be lost passes must.
 //
 // It is for operations that must not hold up their caller behind another
 // operation of the UAID (a PUT's synced write and replication): a device's
 // ack, carried out by one of the workers that serve every connection.
-func (t *lockTable) do(u uuid.UUID, op func()) bool {
+func (t *lockTable) do(u uuid.UUID, must bool, op func()) bool {
 	s := t.stripe(u)
 	s.mu.Lock()
 	sl := s.slotFor(u)
 	if sl.held {
-		if len(sl.queue) >= maxQueued {
+		if len(sl.queue) >= maxQueued && !must {
 			s.mu.Unlock()
 			return false
 		}
@@ -188,9 +191,16 @@ func (t *lockTable) do(u uuid.UUID, op func()) bool {
 	return true
 }
 
-// wait returns once no goroutine is carrying out queued operations and
-// none can start: the caller has stopped everything that takes slots.
-func (t *lockTable) wait() { t.drains.Wait() }
+// wait returns once no goroutine is carrying out queued operations, or
+// when ctx ends. The caller has stopped what takes slots, so none starts.
+func (t *lockTable) wait(ctx context.Context) {
+	for t.drains.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
 
 // release gives the slot back, or hands it with the operations queued on
 // it to a new goroutine that carries them out and then releases it again,
@@ -205,7 +215,7 @@ func (t *lockTable) release(u uuid.UUID) {
 		t.drains.Add(1)
 		s.mu.Unlock()
 		go func() {
-			defer t.drains.Done()
+			defer t.drains.Add(-1)
 			for _, op := range ops {
 				op()
 			}

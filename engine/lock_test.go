@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -110,7 +111,7 @@ func TestLockTableDoQueuesBehindTheHolder(t *testing.T) {
 
 	// A free slot: the operation runs at once, holding it.
 	ran := false
-	if !lt.do(u, func() {
+	if !lt.do(u, false, func() {
 		ran = true
 		if lt.acquire(u, false, time.Now().Add(time.Millisecond)) {
 			t.Error("slot free while do's operation runs")
@@ -143,12 +144,16 @@ func TestLockTableDoQueuesBehindTheHolder(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	for i := range maxQueued {
-		if !lt.do(u, func() { note(string(rune('a' + i))) }) {
+		if !lt.do(u, false, func() { note(string(rune('a' + i))) }) {
 			t.Fatalf("do %d refused with %d queued", i, i)
 		}
 	}
-	if lt.do(u, func() { note("over") }) {
+	if lt.do(u, false, func() { note("over") }) {
 		t.Fatal("do accepted past maxQueued")
+	}
+	// An operation that must not be lost queues past the bound.
+	if !lt.do(u, true, func() { note("must") }) {
+		t.Fatal("do dropped an operation that must run")
 	}
 	mu.Lock()
 	if len(order) != 0 {
@@ -158,12 +163,12 @@ func TestLockTableDoQueuesBehindTheHolder(t *testing.T) {
 
 	lt.release(u)
 	<-waiter
-	lt.wait()
+	lt.wait(context.Background())
 	want := []string{}
 	for i := range maxQueued {
 		want = append(want, string(rune('a'+i)))
 	}
-	want = append(want, "waiter")
+	want = append(want, "must", "waiter")
 	if fmt.Sprint(order) != fmt.Sprint(want) {
 		t.Fatalf("ran %v, want %v", order, want)
 	}
@@ -179,9 +184,9 @@ func TestLockTableDoQueuedDuringDrain(t *testing.T) {
 	u := uuid.New()
 	lt.acquire(u, false, time.Now().Add(time.Second))
 	done := make(chan string, 2)
-	lt.do(u, func() {
+	lt.do(u, false, func() {
 		// The slot is held by the drain: this one queues.
-		if !lt.do(u, func() { done <- "second" }) {
+		if !lt.do(u, false, func() { done <- "second" }) {
 			t.Error("do from a queued operation refused")
 		}
 		done <- "first"
@@ -190,7 +195,7 @@ func TestLockTableDoQueuedDuringDrain(t *testing.T) {
 	if a, b := <-done, <-done; a != "first" || b != "second" {
 		t.Fatalf("ran %s, %s", a, b)
 	}
-	lt.wait()
+	lt.wait(context.Background())
 	if !lt.acquire(u, false, time.Now().Add(time.Second)) {
 		t.Fatal("slot still held after the queue was carried out")
 	}

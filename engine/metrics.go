@@ -63,7 +63,7 @@ func newNodeMetrics() *nodeMetrics {
 		unregisters:       r.Counter("pushd_unregisters_total", "Channels unregistered."),
 		notifications:     r.Counter("pushd_notifications_sent_total", "UPDATE messages (notification or update) sent to clients."),
 		acks:              r.Counter("pushd_acks_total", "Ack messages received."),
-		queueDrops:        r.Counter("pushd_queued_ops_dropped_total", "Acks and detaches dropped because their UAID already had as many queued behind a running operation as it may (versions stay pending)."),
+		queueDrops:        r.Counter("pushd_acks_dropped_total", "Acks dropped because their UAID already had as many queued behind a running operation as it may (the versions stay pending)."),
 		superseded:        r.Counter("pushd_superseded_total", "Connections closed because a newer one said hello with the same UAID."),
 		slowClients:       r.Counter("pushd_slow_clients_total", "Connections closed because their unsent output grew past the bound."),
 		kicks:             r.CounterVec("pushd_kicks_total", "Wake-ups of UAIDs that got a version while not connected, by outcome.", "outcome", "sent", "failed", "dropped"),

@@ -455,7 +455,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.bg.Wait()
 	close(n.runq)
 	n.wg.Wait()
-	n.locks.wait() // acks queued behind the last operations
+	// Acks queued behind the last operations; a stuck store must not hold
+	// the shutdown past ctx (their store calls fail once it is closed).
+	n.locks.wait(ctx)
 	errs = append(errs, n.store.Close())
 	n.log.Info("pushd node stopped")
 	return errors.Join(errs...)

@@ -326,7 +326,7 @@ func (n *Node) ownerSetKick(u uuid.UUID, meta []byte) error {
 // not wait for u's slot: while an operation of u runs (a PUT's synced
 // write), the ack is queued on the slot and carried out when it ends.
 func (n *Node) ownerAck(h holder, u uuid.UUID, acks []shardstore.Ack) {
-	n.do(u, func() { n.ackLocked(h, u, acks) })
+	n.do(u, false, func() { n.ackLocked(h, u, acks) })
 }
 
 // REQUIRES: u's slot held.
@@ -380,7 +380,7 @@ func acked(acks []shardstore.Ack, s protocol.Update) bool {
 // (or, with the zero holder, of a REST poller): every version sent to h in
 // u's flight was received. Like ownerAck it is queued on a held slot.
 func (n *Node) ownerAckFlight(h holder, u uuid.UUID) {
-	n.do(u, func() { n.ackFlightLocked(h, u) })
+	n.do(u, false, func() { n.ackFlightLocked(h, u) })
 }
 
 // REQUIRES: u's slot held.
@@ -409,10 +409,11 @@ func (n *Node) ackFlightLocked(h holder, u uuid.UUID) {
 
 // ownerDetach forgets h as u's connection and ends a flight sent to it;
 // unacknowledged versions stay pending for the next connection. Like
-// ownerAck it is queued on a held slot: a closing connection does not hold
-// up a worker.
+// ownerAck it is queued on a held slot, so a closing connection does not
+// hold up a worker, but never dropped: a presence left behind would keep
+// PUTs from kicking the device.
 func (n *Node) ownerDetach(h holder, u uuid.UUID) {
-	n.do(u, func() {
+	n.do(u, true, func() {
 		n.hub.remove(u, h)
 		if f := n.locks.flightOf(u); f != nil && f.to.is(h) {
 			n.locks.setFlight(u, nil)

@@ -1,9 +1,11 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -272,8 +274,11 @@ func (n *Node) routeAck(c *client, u uuid.UUID, acks []shardstore.Ack) {
 
 // routeAckFlight carries the seed's ACK of uaids, from a multi-UAID
 // connection or (c nil) a REST poller, to their owners.
+// A UAID named twice is acknowledged once: every copy would queue on its
+// slot.
 func (n *Node) routeAckFlight(c *client, uaids []uuid.UUID) {
-	n.eachOwner(c, uaids, mAckFlight, n.ownerAckFlight)
+	slices.SortFunc(uaids, func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
+	n.eachOwner(c, slices.Compact(uaids), mAckFlight, n.ownerAckFlight)
 }
 
 // routeDetach tells the owners of uaids that c closed.
