@@ -11,15 +11,7 @@ import (
 // The notification goes out while the version's store write is being
 // synced; the app server's 200 only once it is durable (PROTOCOL.md 3).
 func TestNotificationDoesNotWaitForTheSync(t *testing.T) {
-	disk, fs := newHeldSyncFS()
-	n := testNode(t, func(c *engine.Config) { c.StoreFS = fs })
-	t.Cleanup(disk.release) // runs before the node's shutdown
-	c := dial(t, n)
-	c.hello("")
-	chid := newUUID()
-	ep := localEndpoint(n, c.register(chid))
-
-	disk.held.Store(true)
+	_, disk, c, chid, ep := heldSyncDevice(t, nil)
 	res := putAsync(ep, 7)
 	if got := c.expectNotification(); got[chid] != 7 {
 		t.Fatalf("notification %v, want %s: 7", got, chid)
@@ -44,18 +36,9 @@ func TestNotificationDoesNotWaitForTheSync(t *testing.T) {
 // carried out when the PUT ends, so the flight ends and the next version
 // goes out at once.
 func TestAckDuringTheSyncIsQueued(t *testing.T) {
-	disk, fs := newHeldSyncFS()
-	n := testNode(t, func(c *engine.Config) {
-		c.StoreFS = fs
+	n, disk, a, chid, ep := heldSyncDevice(t, func(c *engine.Config) {
 		c.Workers = 1 // an ack waiting in it would stall every client
 	})
-	t.Cleanup(disk.release)
-	a := dial(t, n)
-	a.hello("")
-	chid := newUUID()
-	ep := localEndpoint(n, a.register(chid))
-
-	disk.held.Store(true)
 	res := putAsync(ep, 7)
 	if got := a.expectNotification(); got[chid] != 7 {
 		t.Fatalf("notification %v, want %s: 7", got, chid)
@@ -87,6 +70,27 @@ func TestAckDuringTheSyncIsQueued(t *testing.T) {
 	a.ackDone(chid, 8)
 }
 
+// heldSyncDevice starts a node whose store syncs can be held and a device
+// with one registered channel, then holds the syncs: the next store write
+// waits until disk.release.
+func heldSyncDevice(t *testing.T, mod func(*engine.Config)) (n *engine.Node, disk *heldSyncFS, c *wsClient, chid, ep string) {
+	t.Helper()
+	disk, fs := newHeldSyncFS()
+	n = testNode(t, func(c *engine.Config) {
+		c.StoreFS = fs
+		if mod != nil {
+			mod(c)
+		}
+	})
+	t.Cleanup(disk.release) // runs before the node's shutdown
+	c = dial(t, n)
+	c.hello("")
+	chid = newUUID()
+	ep = localEndpoint(n, c.register(chid))
+	disk.held.Store(true)
+	return n, disk, c, chid, ep
+}
+
 // awaitHeldSync returns once a store write waits in a held sync.
 func awaitHeldSync(t *testing.T, disk *heldSyncFS) {
 	t.Helper()
@@ -102,15 +106,7 @@ func awaitHeldSync(t *testing.T, disk *heldSyncFS) {
 // never dropped, even when acks have filled the UAID's queue: the device
 // is then offline, and the next version is stored for it (202).
 func TestCloseBehindAFullQueueIsNotLost(t *testing.T) {
-	disk, fs := newHeldSyncFS()
-	n := testNode(t, func(c *engine.Config) { c.StoreFS = fs })
-	t.Cleanup(disk.release)
-	a := dial(t, n)
-	a.hello("")
-	chid := newUUID()
-	ep := localEndpoint(n, a.register(chid))
-
-	disk.held.Store(true)
+	n, disk, a, chid, ep := heldSyncDevice(t, nil)
 	res := putAsync(ep, 7)
 	a.expectNotification()
 	awaitHeldSync(t, disk)
