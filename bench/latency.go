@@ -27,6 +27,11 @@ type LatencyConfig struct {
 	Rate float64
 	// Duration of the measured phase. Zero means 10s.
 	Duration time.Duration
+	// Warmup is an open-loop phase at the same rate, before the measured
+	// one, whose PUTs are not measured: the node reaches its steady state
+	// (its GC target, its store's memtable) first. Zero means 2s; negative
+	// means none.
+	Warmup time.Duration
 	// PushdArgs are extra pushd flags.
 	PushdArgs []string
 }
@@ -37,8 +42,8 @@ type LatencyResult struct {
 	// MaxRate is the closed-loop maximum the rate was derived from (0 when
 	// the rate was given).
 	MaxRate float64
-	Sent    int64 // PUTs answered 200
-	Errors  int64 // PUTs not answered 200
+	Sent    int64 // measured PUTs answered 200
+	Errors  int64 // PUTs not answered 200, warm-up included
 	// Received counts notifications matched to a PUT.
 	Received int64
 	// P50, P99, P999, Max: PUT (intended send time) to notification
@@ -56,6 +61,9 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 	}
 	if cfg.Duration <= 0 {
 		cfg.Duration = 10 * time.Second
+	}
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 2 * time.Second
 	}
 	var res LatencyResult
 	node, err := startPushd(ctx, cfg.PushdBin, cfg.PushdArgs...)
@@ -79,6 +87,9 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		cfg.Rate = res.MaxRate / 2
 	}
 	res.Rate = cfg.Rate
+	base := uint64(1_000_000) // above the probe's versions
+	// PUT k carries version base+k; the first warm are not measured.
+	warm := int64(cfg.Rate * max(cfg.Warmup, 0).Seconds())
 
 	hist := hdrhistogram.New(1, int64(time.Minute/time.Microsecond), 3)
 	var (
@@ -105,10 +116,12 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 				if !hasVersion(msg, v) {
 					continue
 				}
-				histMu.Lock()
-				_ = hist.RecordValue((now - sentAt[i].Load()) / 1e3)
-				histMu.Unlock()
-				received.Add(1)
+				if int64(v-base) >= warm {
+					histMu.Lock()
+					_ = hist.RecordValue((now - sentAt[i].Load()) / 1e3)
+					histMu.Unlock()
+					received.Add(1)
+				}
 				ack = append(ack[:0], `{"messageType":"ack","updates":[{"channelID":"`...)
 				ack = append(ack, chids[i]...)
 				ack = append(ack, `","version":`...)
@@ -129,10 +142,9 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		errs   atomic.Int64
 		wg     sync.WaitGroup
 		start  = time.Now().Add(100 * time.Millisecond)
-		total  = int64(cfg.Rate * cfg.Duration.Seconds())
+		total  = warm + int64(cfg.Rate*cfg.Duration.Seconds())
 		period = float64(time.Second) / cfg.Rate
 	)
-	base := version[0].Load() + 1_000_000 // above the probe's versions
 	for w := 0; w < 256; w++ {
 		wg.Add(1)
 		go func() {
@@ -164,7 +176,9 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 					errs.Add(1)
 					continue
 				}
-				sent.Add(1)
+				if k >= warm {
+					sent.Add(1)
+				}
 			}
 		}()
 	}
