@@ -111,6 +111,14 @@ type Config struct {
 	// memory a connection that does not read can pin. Zero means the
 	// kernel's default (autotuned).
 	SocketSendBuffer int
+	// GCPercent and GCPercentBusy are the Go GC targets the node switches
+	// between (gcTuner): GCPercent while it is idle, GCPercentBusy while it
+	// delivers at least 100 notifications a second. The GC target is the
+	// process's, so the node sets it only when GCPercentBusy is positive
+	// and differs from GCPercent; zero, the default, leaves it alone.
+	GCPercent     int
+	GCPercentBusy int
+
 	// Workers is the number of goroutines that carry out client messages
 	// off the event loops. Zero means 16: enough to share store fsyncs
 	// among concurrent registers; every worker costs a goroutine stack and,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,7 @@ type Node struct {
 	maxConns      int
 	nconns        atomic.Int64 // accepted and not yet retired (see runq)
 	setup         setupGate
+	gc            gcTuner
 
 	// runq holds connections with queued jobs. A connection is in it at
 	// most once and counts in nconns until its last job ran, and nconns
@@ -109,6 +111,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.maxConns = connCap(cfg.MaxConns, limit)
 	n.setup.init(cfg.SetupLimit, cfg.HelloTimeout)
+	n.gc.init(cfg.GCPercent, cfg.GCPercentBusy, func(p int) { debug.SetGCPercent(p) })
 	if cfg.MaxConns > n.maxConns {
 		n.log.Warn("connection cap lowered to fit the open-files limit",
 			"requested", cfg.MaxConns, "cap", n.maxConns, "nofile", limit)
@@ -178,6 +181,7 @@ func (n *Node) registerGauges() {
 	r := n.metrics.reg
 	r.GaugeFunc("pushd_connection_cap", "Client connections this node accepts before refusing.", func() float64 { return float64(n.maxConns) })
 	r.GaugeFunc("pushd_connections_in_setup", "Client connections accepted whose first hello is not yet answered.", func() float64 { return float64(n.setup.inflight.Load()) })
+	r.GaugeFunc("pushd_gc_percent", "The Go GC target the node set (-gc-percent, or -gc-percent-busy while delivering).", func() float64 { return float64(n.gc.current.Load()) })
 	r.GaugeFunc("pushd_setup_limit", "Connections in set-up at which the node stops accepting until some finish (0: no bound).", func() float64 { return float64(max(n.setup.limit.Load(), 0)) })
 	r.GaugeFunc("pushd_uaids_connected", "UAIDs with a connection on this node.", func() float64 { return float64(n.hub.n.Load()) })
 	r.GaugeFunc("pushd_uaids_in_flight", "UAIDs with an unacknowledged UPDATE.", func() float64 { return float64(n.locks.inflight.Load()) })
@@ -421,6 +425,7 @@ func (n *Node) sweepOnce(now time.Time) {
 	})
 	n.locks.expire(now)
 	n.setup.retune(n.metrics.hellos.Load())
+	n.gc.tick(n.metrics.notifications.Load())
 }
 
 // Shutdown stops the node: stop accepting, close clients with 1001, stop

@@ -22,7 +22,6 @@ import (
 type Options struct {
 	Config engine.Config
 
-	gcPercent *int
 	logLevel  *string
 	logFormat *string
 }
@@ -67,7 +66,8 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.IntVar(&o.Config.MaxChannels, "max-channels", 200, "channels per UAID")
 	fs.IntVar(&o.Config.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
 	fs.IntVar(&o.Config.Workers, "workers", 16, "goroutines carrying out client messages")
-	o.gcPercent = fs.Int("gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
+	fs.IntVar(&o.Config.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
+	fs.IntVar(&o.Config.GCPercentBusy, "gc-percent-busy", 400, "Go GC target while the node delivers 100 or more notifications a second (back to -gc-percent after 5 s below); fewer GC cycles keep them out of the delivery latency tail; 0 = always -gc-percent")
 	fs.IntVar(&o.Config.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")
 	fs.IntVar(&o.Config.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
 	fs.StringVar(&o.Config.NodeName, "node-name", "", "unique node `name` in the cluster; empty: host name + \":\" + client listener port")
@@ -106,7 +106,7 @@ func (o *Options) Parse(fs *flag.FlagSet, args []string, getenv func(string) str
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
 	}
-	debug.SetGCPercent(*o.gcPercent)
+	debug.SetGCPercent(o.Config.GCPercent)
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*o.logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
