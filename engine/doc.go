@@ -16,7 +16,10 @@
 //
 // Owner operations (put, hello, register, unregister, ack, disconnect)
 // take the UAID's slot in the striped lock table (lock.go) and then touch the
-// shard store (shardstore). route.go carries each one to the UAID's owner on
+// shard store (shardstore). Acks and disconnects do not wait for a held
+// slot: they are queued on it and carried out, in order, by the goroutine
+// the holder hands the slot to when it releases it. route.go carries each
+// one to the UAID's owner on
 // the ring (cluster.go): in place when that is this node, through a call
 // over cluster.Transport (rpc.go) otherwise. A standalone node is a cluster
 // of one whose ring holds only itself.
@@ -51,6 +54,7 @@
 // replicas and the deliver call to a connection's node; those calls never
 // take a slot on the node they reach, except replica imports, which take
 // the UAID's slot there (an owner never replicates to itself). Several
-// slots are taken together only by imports, in UAID order. Per-connection
+// slots are taken together only by imports, in UAID order. A queued
+// operation runs with the slot held, like any other. Per-connection
 // fields are owned as documented on client.
 package engine
