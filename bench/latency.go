@@ -39,6 +39,8 @@ type LatencyConfig struct {
 // LatencyResult is the outcome of the latency scenario.
 type LatencyResult struct {
 	Rate float64 // PUTs per second asked for
+	// Warmup is the unmeasured open-loop time that ran first.
+	Warmup time.Duration
 	// MaxRate is the closed-loop maximum the rate was derived from (0 when
 	// the rate was given).
 	MaxRate float64
@@ -86,7 +88,7 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		}
 		cfg.Rate = res.MaxRate / 2
 	}
-	res.Rate = cfg.Rate
+	res.Rate, res.Warmup = cfg.Rate, max(cfg.Warmup, 0)
 	base := uint64(1_000_000) // above the probe's versions
 	// PUT k carries version base+k; the first warm are not measured.
 	warm := int64(cfg.Rate * max(cfg.Warmup, 0).Seconds())

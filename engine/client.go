@@ -59,7 +59,11 @@ type client struct {
 	// client is put in the hub.
 	helloDone bool
 	multi     bool
-	shard     uint8
+	// inSetup: the connection's hello is counted in the set-up gate. Set
+	// by the event loop before it queues the hello, cleared by the
+	// mailbox's worker (the mailbox orders the two).
+	inSetup bool
+	shard   uint8
 	// retired: guarded by mu; set when the close job is queued, after
 	// which nothing else is.
 	retired bool
@@ -98,15 +102,13 @@ func (c *client) setLive(phase int, deadline time.Time) {
 	c.live.Store(deadline.UnixMilli()<<3 | int64(phase))
 }
 
-// helloQueued moves an upgraded connection whose first message arrived at
-// now from phaseHello to phaseHelloQueued, due by now+timeout. Only the
-// first message does it: a worker may already have moved the connection
-// on, and that is never undone.
-func (c *client) helloQueued(now time.Time, timeout time.Duration) {
+// helloQueued moves an upgraded connection whose first hello arrived at now
+// from phaseHello to phaseHelloQueued, due by now+timeout, and reports
+// whether it did. Only the first hello does it: a worker may already have
+// moved the connection on, and that is never undone.
+func (c *client) helloQueued(now time.Time, timeout time.Duration) bool {
 	v := c.live.Load()
-	if int(v&7) == phaseHello {
-		c.live.CompareAndSwap(v, now.Add(timeout).UnixMilli()<<3|phaseHelloQueued)
-	}
+	return int(v&7) == phaseHello && c.live.CompareAndSwap(v, now.Add(timeout).UnixMilli()<<3|phaseHelloQueued)
 }
 
 func (c *client) liveState() (phase int, deadline int64) {

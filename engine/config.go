@@ -90,7 +90,7 @@ type Config struct {
 	// MaxConns caps client WebSocket connections. Zero means derived from
 	// the open-files limit minus a reserve (see FDBudget).
 	MaxConns int
-	// SetupLimit bounds the connections in set-up (accepted, first hello
+	// SetupLimit bounds the connections in set-up (first hello received,
 	// not yet answered): at the bound the node stops accepting until some
 	// finish, and new connections wait in the listen queue. Zero
 	// means adaptive: what the node answers in half the hello timeout at
@@ -115,7 +115,10 @@ type Config struct {
 	// between (gcTuner): GCPercent while it is idle, GCPercentBusy while it
 	// delivers at least 100 notifications a second. The GC target is the
 	// process's, so the node sets it only when GCPercentBusy is positive
-	// and differs from GCPercent; zero, the default, leaves it alone.
+	// and differs from GCPercent, and one node per process should: a zero
+	// GCPercentBusy, the default, leaves the target alone. Zero GCPercent
+	// means 100 (Go's default); negative means the GC is off, and the node
+	// then never switches it on.
 	GCPercent     int
 	GCPercentBusy int
 
@@ -200,6 +203,7 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
+	defInt(&c.GCPercent, 100)
 	defInt(&c.Replicas, 2)
 	def(&c.HandoffGrace, 30*time.Second)
 	def(&c.KickInterval, 30*time.Second)

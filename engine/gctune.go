@@ -22,7 +22,7 @@ type gcTuner struct {
 	// current is the target in force (a metric).
 	current atomic.Int64
 
-	// Sweeper only.
+	// Sweeper only (and Shutdown, after the sweeper ended).
 	isBusy  bool
 	quiet   int
 	lastOut uint64
@@ -57,6 +57,14 @@ func (t *gcTuner) tick(notifications uint64) {
 			t.isBusy = false
 			t.apply(t.idle)
 		}
+	}
+}
+
+// stop puts the idle target back if the node left it busy.
+func (t *gcTuner) stop() {
+	if t.isBusy {
+		t.isBusy = false
+		t.apply(t.idle)
 	}
 }
 

@@ -265,9 +265,9 @@ func (n *Node) acceptLoop() {
 	var backoff time.Duration
 	for {
 		// Wait before accepting, so that waiting connections stay in the
-		// listen queue; the few accepted while others filled set-up wait
-		// below, unenrolled.
-		if !n.awaitSetup(n.setup.room) {
+		// listen queue; a loop that was already waiting in Accept when
+		// set-up filled holds the socket it got, unenrolled, below.
+		if !n.awaitSetupRoom() {
 			return
 		}
 		nc, err := n.wsLn.Accept()
@@ -293,17 +293,19 @@ func (n *Node) acceptLoop() {
 			_ = nc.Close()
 			continue
 		}
-		if !n.awaitSetup(n.setup.enter) {
+		if !n.awaitSetupRoom() {
 			n.nconns.Add(-1)
 			_ = nc.Close()
 			return
 		}
 		n.compactAddrs(nc)
 		c := &client{}
-		if _, err := n.gcli.EnrollContext(nc, c); err != nil {
-			// EnrollContext closed nc; OnOpen did not run.
+		if _, err := n.gcli.EnrollContext(nc, c); err != nil || c.gc == nil {
+			// EnrollContext closed nc; OnOpen did not run. (gnet returns
+			// no error when the event loop fails to register the socket,
+			// e.g. epoll_ctl ENOSPC, but then OnOpen, which sets gc, did
+			// not run either; EnrollContext returns after that attempt.)
 			n.nconns.Add(-1)
-			n.setup.done()
 			n.metrics.acceptErrors.Inc()
 			n.log.Debug("enroll failed", "err", err)
 		}
@@ -313,16 +315,16 @@ func (n *Node) acceptLoop() {
 // setupPoll is how often a paused accept loop looks for room in set-up.
 const setupPoll = 5 * time.Millisecond
 
-// awaitSetup returns true once ok (room or enter of the set-up gate)
-// does, false if the node is shutting down first.
-func (n *Node) awaitSetup(ok func() bool) bool {
-	if ok() {
+// awaitSetupRoom returns true once the set-up gate has room, false if the
+// node is shutting down first.
+func (n *Node) awaitSetupRoom() bool {
+	if n.setup.room() {
 		return true
 	}
 	n.metrics.setupPauses.Inc()
 	t := time.NewTicker(setupPoll)
 	defer t.Stop()
-	for !ok() {
+	for !n.setup.room() {
 		select {
 		case <-t.C:
 		case <-n.quit:
@@ -424,7 +426,7 @@ func (n *Node) sweepOnce(now time.Time) {
 		}
 	})
 	n.locks.expire(now)
-	n.setup.retune(n.metrics.hellos.Load())
+	n.setup.retune(now)
 	n.gc.tick(n.metrics.notifications.Load())
 }
 
@@ -460,9 +462,10 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.bg.Wait()
 	close(n.runq)
 	n.wg.Wait()
-	// Acks queued behind the last operations; a stuck store must not hold
-	// the shutdown past ctx (their store calls fail once it is closed).
+	// Acks queued behind the last operations, for as long as ctx allows
+	// (a queued call still in the store when it ends holds store.Close).
 	n.locks.wait(ctx)
+	n.gc.stop()
 	errs = append(errs, n.store.Close())
 	n.log.Info("pushd node stopped")
 	return errors.Join(errs...)

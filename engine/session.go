@@ -24,8 +24,9 @@ func (n *Node) worker() {
 			case jobClosed:
 				n.disconnect(c)
 				n.nconns.Add(-1)
-				if !c.helloDone {
-					n.setup.done()
+				if c.inSetup {
+					c.inSetup = false
+					n.setup.done(false)
 				}
 			case jobMessage:
 				n.handle(c, &j.msg)
@@ -81,9 +82,10 @@ func (n *Node) handle(c *client, m *protocol.Message) {
 // helloAnswered marks c's session as said hello; its first hello ends its
 // set-up (setupGate).
 func (n *Node) helloAnswered(c *client) {
-	if !c.helloDone {
-		c.helloDone = true
-		n.setup.done()
+	c.helloDone = true
+	if c.inSetup {
+		c.inSetup = false
+		n.setup.done(true)
 	}
 }
 

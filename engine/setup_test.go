@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -10,40 +11,52 @@ import (
 )
 
 // At the set-up bound the node stops accepting: a new connection waits in
-// the listen queue until a connection in set-up says hello or closes.
+// the listen queue until a hello in set-up is answered. Only hellos count:
+// sockets that say nothing do not hold the gate.
 func TestSetupLimitPausesAccepting(t *testing.T) {
-	n := testNode(t, func(c *engine.Config) { c.SetupLimit = 2 })
-	a, b := dial(t, n), dial(t, n)
+	n, disk, _ := stalledNode(t, func(c *engine.Config) { c.SetupLimit = 2 })
+	// Sockets that say nothing, and an upgraded one without a hello.
+	for range 3 {
+		raw, err := net.Dial("tcp", n.WSAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { raw.Close() })
+	}
+	quiet := dial(t, n)
+	_ = quiet
 
-	// Both are in set-up (upgraded, no hello yet): a third waits.
-	third := dialAsync(n)
+	// Two hellos wait behind the stalled worker: set-up is full.
+	b, c := dial(t, n), dial(t, n)
+	for _, d := range []*wsClient{b, c} {
+		d.send(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}})
+	}
+	eventually(t, 10*time.Second, func() bool {
+		v, _ := metric(t, n, "pushd_connections_in_setup")
+		return v == 2
+	}, "both hellos to be in set-up")
+	next := dialAsync(n)
 	eventually(t, 10*time.Second, func() bool {
 		v, _ := metric(t, n, "pushd_accept_pauses_total")
 		return v >= 1
 	}, "the accept loops to pause")
-	if v, _ := metric(t, n, "pushd_connections_in_setup"); v != 2 {
-		t.Fatalf("pushd_connections_in_setup = %v, want 2", v)
-	}
 	select {
-	case r := <-third:
+	case r := <-next:
 		t.Fatalf("a connection past the set-up bound was upgraded (err %v)", r.err)
 	default:
 	}
 
-	// a's hello ends its set-up: the third is accepted and upgraded.
-	a.hello("")
-	c := awaitDial(t, third)
-	// b closes before its hello: room for one more.
-	fourth := dialAsync(n)
-	b.closeNow()
-	d := awaitDial(t, fourth)
-	c.hello("")
+	// The store goes on: the hellos are answered and the waiting
+	// connection is accepted.
+	disk.release()
+	b.expect("hello", 200)
+	c.expect("hello", 200)
+	d := awaitDial(t, next)
 	d.hello("")
 	if v, _ := metric(t, n, "pushd_connections_in_setup"); v != 0 {
 		t.Fatalf("pushd_connections_in_setup = %v after every hello, want 0", v)
 	}
-	// Answered connections kept working throughout.
-	a.register(newUUID())
+	b.register(newUUID())
 }
 
 type dialResult struct {

@@ -45,7 +45,6 @@ func (h *loopHandler) OnClose(gc gnet.Conn, _ error) gnet.Action {
 		c.enqueue(h.n, job{kind: jobClosed})
 	} else {
 		h.n.nconns.Add(-1)
-		h.n.setup.done()
 	}
 	return gnet.None
 }
@@ -133,8 +132,9 @@ func (h *loopHandler) frame(c *client, buf []byte) (int, gnet.Action) {
 			return n, h.closeOnLoop(c, ws.StatusInvalidFramePayloadData, "invalid JSON")
 		}
 		h.n.metrics.messages.Inc()
-		if msg.Type == protocol.TypeHello {
-			c.helloQueued(time.Now(), h.n.cfg.HelloTimeout)
+		if msg.Type == protocol.TypeHello && c.helloQueued(time.Now(), h.n.cfg.HelloTimeout) {
+			c.inSetup = true
+			h.n.setup.enter()
 		}
 		if !c.enqueue(h.n, job{kind: jobMessage, msg: msg}) {
 			return n, h.closeOnLoop(c, ws.StatusPolicyViolation, "too many messages")

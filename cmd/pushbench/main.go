@@ -71,7 +71,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fs.IntVar(&cfg.Devices, "devices", 1000, "connected devices the PUTs are spread over")
 		fs.Float64Var(&cfg.Rate, "rate", 0, "PUTs per second; 0 = half the closed-loop maximum")
 		fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured time")
-		fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "open-loop time at the same rate before the measured time, not measured; negative = none")
+		fs.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "open-loop time at the same rate before the measured time, not measured; 0 = 2s, negative = none")
 		pushdArgs(fs, &cfg.PushdArgs)
 		_ = fs.Parse(args)
 		res, err := bench.RunLatency(ctx, cfg)
@@ -82,7 +82,7 @@ func run(ctx context.Context, cmd string, args []string) error {
 		if res.MaxRate > 0 {
 			fmt.Printf("closed-loop maximum: %.0f cycles/s\n", res.MaxRate)
 		}
-		fmt.Printf("open-loop rate: %.0f PUT/s over %d devices, %v warm-up then %v measured; %d answered 200, %d not (warm-up included); %d notifications matched\n", res.Rate, cfg.Devices, max(cfg.Warmup, 0), cfg.Duration, res.Sent, res.Errors, res.Received)
+		fmt.Printf("open-loop rate: %.0f PUT/s over %d devices, %v warm-up then %v measured; %d answered 200, %d not (warm-up included); %d notifications matched\n", res.Rate, cfg.Devices, res.Warmup, cfg.Duration, res.Sent, res.Errors, res.Received)
 		fmt.Printf("PUT -> notification: p50 %v  p99 %v  p99.9 %v  max %v\n", res.P50, res.P99, res.P999, res.Max)
 		return nil
 	case "cluster":

@@ -56,7 +56,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	})
 	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", commaList(&o.Config.KickWebhookPrefixes))
 	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
-	fs.IntVar(&o.Config.SetupLimit, "max-setup", 0, "connections in set-up (accepted, first hello unanswered) at which the node stops accepting until some finish; 0 = adaptive (what the node answers in half -hello-timeout, at least 1024), -1 = no bound")
+	fs.IntVar(&o.Config.SetupLimit, "max-setup", 0, "connections in set-up (first hello received, not yet answered) at which the node stops accepting until some finish; 0 = adaptive (what the node answers in half -hello-timeout, at least 1024), -1 = no bound")
 	fs.DurationVar(&o.Config.HandshakeTimeout, "handshake-timeout", 5*time.Second, "WebSocket handshake deadline after accept")
 	fs.DurationVar(&o.Config.HelloTimeout, "hello-timeout", 10*time.Second, "hello deadline after the upgrade; also how long a received hello may wait for its answer (1013 beyond)")
 	fs.DurationVar(&o.Config.PingInterval, "ping-interval", 5*time.Minute, "WebSocket ping interval on quiet connections")
@@ -66,7 +66,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.IntVar(&o.Config.MaxChannels, "max-channels", 200, "channels per UAID")
 	fs.IntVar(&o.Config.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
 	fs.IntVar(&o.Config.Workers, "workers", 16, "goroutines carrying out client messages")
-	fs.IntVar(&o.Config.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off")
+	fs.IntVar(&o.Config.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off; 0 = 100")
 	fs.IntVar(&o.Config.GCPercentBusy, "gc-percent-busy", 400, "Go GC target while the node delivers 100 or more notifications a second (back to -gc-percent after 5 s below); fewer GC cycles keep them out of the delivery latency tail; 0 = always -gc-percent")
 	fs.IntVar(&o.Config.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")
 	fs.IntVar(&o.Config.EventLoops, "event-loops", 0, "gnet event loops; 0 = one per CPU")
@@ -105,6 +105,9 @@ func (o *Options) Parse(fs *flag.FlagSet, args []string, getenv func(string) str
 	}
 	if err := applyEnv(fs, getenv); err != nil {
 		return err
+	}
+	if o.Config.GCPercent == 0 {
+		o.Config.GCPercent = 100 // as engine.Config reads it
 	}
 	debug.SetGCPercent(o.Config.GCPercent)
 	var level slog.Level
