@@ -123,8 +123,9 @@ func unpackLive(v int64) (phase int, deadline int64) {
 // first hello. It moves the connection out of the sweeper's reach
 // (phaseHelloTaken: the hello's own steps are bounded) and reports
 // whether it did; false means the sweeper closed it first (1013, or 1008
-// for a hello that came too late), and the hello is skipped. The two race on one compare-and-swap, so a hello
-// is either answered or refused, never both.
+// for a hello that came too late), and the hello is skipped. The two race
+// on one compare-and-swap, so a hello is either answered or refused, never
+// both.
 func (c *client) takeHello() bool {
 	for {
 		v := c.live.Load()

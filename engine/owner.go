@@ -56,8 +56,9 @@ var ErrStore = errors.New("engine: store failure")
 // write is being synced, so the notification does not wait for the fsync:
 // the answer to the app server (and the replication) still does. If the
 // sync then fails the PUT is answered with an error, and the device may
-// hold a version the store lost; a retried PUT sends it again, and
-// clients ignore versions they already have (PROTOCOL.md 6.4). The
+// hold a version the store lost; the failure fails the store, so a retry
+// is accepted only elsewhere or after a restart, and clients ignore
+// versions they already have (PROTOCOL.md 6.4). The
 // device's ack, which may come back before the sync ends, is queued on u's
 // slot (ownerAck) and carried out after the commit and the replication, so
 // it never clears a version that is not yet stored.

@@ -61,7 +61,7 @@ func (n *Node) handle(c *client, m *protocol.Message) {
 	switch m.Type {
 	case protocol.TypeHello:
 		if !c.helloDone && !c.takeHello() {
-			return // refused with 1013 while it waited
+			return // refused by the sweeper while it waited
 		}
 		if m.HasUAIDs || c.multi {
 			n.helloMulti(c, m)
