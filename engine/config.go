@@ -203,7 +203,9 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
-	defInt(&c.GCPercent, 100)
+	if c.GCPercent == 0 { // not defInt: negative (GC off) stays
+		c.GCPercent = 100
+	}
 	defInt(&c.Replicas, 2)
 	def(&c.HandoffGrace, 30*time.Second)
 	def(&c.KickInterval, 30*time.Second)

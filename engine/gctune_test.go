@@ -53,3 +53,22 @@ func TestGCTunerOff(t *testing.T) {
 		}
 	}
 }
+
+// The GC target's zero value means Go's default; a negative one (the GC
+// off) survives the defaults, and the tuner then never turns the GC on.
+func TestGCPercentDefaults(t *testing.T) {
+	for in, want := range map[int]int{0: 100, -1: -1, 10: 10} {
+		cfg := Config{GCPercent: in, GCPercentBusy: 400}.withDefaults()
+		if cfg.GCPercent != want {
+			t.Errorf("GCPercent %d became %d, want %d", in, cfg.GCPercent, want)
+		}
+		if in >= 0 {
+			continue
+		}
+		var g gcTuner
+		g.init(cfg.GCPercent, cfg.GCPercentBusy, func(p int) { t.Errorf("GC off, but the tuner set %d", p) })
+		for i := range 10 {
+			g.tick(uint64(i) * 10 * gcBusyRate)
+		}
+	}
+}

@@ -293,7 +293,8 @@ func (n *Node) acceptLoop() {
 			_ = nc.Close()
 			continue
 		}
-		if !n.awaitSetupRoom() {
+		if !n.awaitSetupRoom() || n.shutdown.Load() {
+			// Shutting down: its 1001 pass may be over already.
 			n.nconns.Add(-1)
 			_ = nc.Close()
 			return
