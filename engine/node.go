@@ -248,8 +248,12 @@ func (n *Node) Start() error {
 		}
 	}()
 	n.ready.Store(true)
+	gossip := "" // standalone
+	if n.ml != nil {
+		gossip = n.ml.Addr() // the bound address, also when -cluster-addr's port is 0
+	}
 	n.log.Info("pushd node serving", "ws", n.WSAddr().String(), "http", n.HTTPAddr().String(),
-		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir, "node", n.self, "members", n.view.Load().ring.Len(), "gossip", n.cfg.ClusterAddr)
+		"max_conns", n.maxConns, "data_dir", n.cfg.DataDir, "node", n.self, "members", n.view.Load().ring.Len(), "gossip", gossip)
 	return nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -32,37 +31,19 @@ type member struct {
 	name, gossip, dataDir string
 }
 
-// freeAddr returns a loopback host:port that is free for TCP and UDP at
-// the moment (gossip binds both).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	for range 20 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := l.Addr().String()
-		u, err := net.ListenPacket("udp", addr)
-		l.Close()
-		if err == nil {
-			u.Close()
-			return addr
-		}
-	}
-	t.Fatal("no free address")
-	return ""
-}
-
 // startMember starts node i of a cluster; join lists gossip addresses to
 // join (empty for the first node).
 func startMember(t *testing.T, i int, dataDir string, join []string, args ...string) *member {
 	t.Helper()
-	m := &member{name: fmt.Sprintf("node-%d", i), gossip: freeAddr(t), dataDir: dataDir}
-	all := []string{"-node-name", m.name, "-cluster-addr", m.gossip, "-cluster-key", testClusterKey}
+	m := &member{name: fmt.Sprintf("node-%d", i), dataDir: dataDir}
+	// Port 0: the node binds a free port and logs it. A port picked here
+	// and handed over could be taken meanwhile by another test's socket.
+	all := []string{"-node-name", m.name, "-cluster-addr", "127.0.0.1:0", "-cluster-key", testClusterKey}
 	if len(join) > 0 {
 		all = append(all, "-join", join[0])
 	}
 	m.proc = startPushd(t, dataDir, "", append(all, args...)...)
+	m.gossip = m.proc.Gossip
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log of %s:\n%s", m.name, m.Output())
@@ -356,7 +337,7 @@ func TestClusterWrongKeyKeptOut(t *testing.T) {
 	}
 	ms := startTestCluster(t, 2)
 	cmd := exec.Command(pushdBin, "-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0",
-		"-data-dir", t.TempDir(), "-node-name", "intruder", "-cluster-addr", freeAddr(t),
+		"-data-dir", t.TempDir(), "-node-name", "intruder", "-cluster-addr", "127.0.0.1:0",
 		"-cluster-key", "another-key-entirely-0123456789", "-join", ms[0].gossip)
 	out, err := cmd.CombinedOutput()
 	if err == nil {

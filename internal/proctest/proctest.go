@@ -33,6 +33,8 @@ func Build(dir, pkgDir, name string, race bool) (string, error) {
 // Proc is a node process (pushd or pushrelay) started by a test.
 type Proc struct {
 	WSAddr, HTTPAddr string
+	// Gossip is the node's bound gossip address, empty when standalone.
+	Gossip string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -40,7 +42,7 @@ type Proc struct {
 	log  strings.Builder // guarded by mu
 }
 
-var servingRE = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+)`)
+var servingRE = regexp.MustCompile(`pushd node serving"? ws=(\S+) http=(\S+).* gossip=(\S*)`)
 
 // Start runs bin with args; shell, if not empty, is a shell prefix such as
 // "ulimit -n 300 &&". It returns once the node logs that it serves, and
@@ -65,7 +67,7 @@ func Start(t *testing.T, bin, shell string, args ...string) *Proc {
 		t.Fatalf("start %s: %v", bin, err)
 	}
 	p := &Proc{cmd: cmd, done: make(chan struct{})}
-	ready := make(chan [2]string, 1)
+	ready := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
@@ -75,7 +77,7 @@ func Start(t *testing.T, bin, shell string, args ...string) *Proc {
 			p.mu.Unlock()
 			if m := servingRE.FindStringSubmatch(line); m != nil {
 				select {
-				case ready <- [2]string{m[1], m[2]}:
+				case ready <- [3]string{m[1], m[2], strings.Trim(m[3], `"`)}:
 				default:
 				}
 			}
@@ -92,7 +94,7 @@ func Start(t *testing.T, bin, shell string, args ...string) *Proc {
 	})
 	select {
 	case a := <-ready:
-		p.WSAddr, p.HTTPAddr = a[0], a[1]
+		p.WSAddr, p.HTTPAddr, p.Gossip = a[0], a[1], a[2]
 	case <-p.done:
 		t.Fatalf("%s exited before serving:\n%s", bin, p.Output())
 	case <-time.After(30 * time.Second):
