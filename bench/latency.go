@@ -51,6 +51,10 @@ type LatencyResult struct {
 	// P50, P99, P999, Max: PUT (intended send time) to notification
 	// received on the device.
 	P50, P99, P999, Max time.Duration
+	// StealPct is the share of the machine's CPU time the hypervisor gave
+	// to other guests while the PUTs went out (-1: unknown). The tail is
+	// the machine's as much as the node's when it is high.
+	StealPct float64
 }
 
 // RunLatency sends PUTs open loop at a fixed rate to devices connected to
@@ -147,6 +151,7 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		total  = warm + int64(cfg.Rate*cfg.Duration.Seconds())
 		period = float64(time.Second) / cfg.Rate
 	)
+	cpuFrom, cpuOK := readCPUTimes()
 	for w := 0; w < 256; w++ {
 		wg.Add(1)
 		go func() {
@@ -185,6 +190,7 @@ func RunLatency(ctx context.Context, cfg LatencyConfig) (LatencyResult, error) {
 		}()
 	}
 	wg.Wait()
+	res.StealPct = stealSince(cpuFrom, cpuOK)
 	// Give the last notifications a moment, then stop the readers.
 	deadline := time.Now().Add(5 * time.Second)
 	for received.Load() < sent.Load() && time.Now().Before(deadline) {

@@ -84,6 +84,9 @@ func run(ctx context.Context, cmd string, args []string) error {
 		}
 		fmt.Printf("open-loop rate: %.0f PUT/s over %d devices, %v warm-up then %v measured; %d answered 200, %d not (warm-up included); %d notifications matched\n", res.Rate, cfg.Devices, res.Warmup, cfg.Duration, res.Sent, res.Errors, res.Received)
 		fmt.Printf("PUT -> notification: p50 %v  p99 %v  p99.9 %v  max %v\n", res.P50, res.P99, res.P999, res.Max)
+		if res.StealPct >= 0 {
+			fmt.Printf("CPU time stolen by the hypervisor meanwhile: %.1f%%\n", res.StealPct)
+		}
 		return nil
 	case "cluster":
 		var cfg bench.ClusterConfig
