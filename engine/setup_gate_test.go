@@ -15,10 +15,7 @@ func TestSetupGateAdaptiveBound(t *testing.T) {
 	// approaches what the node answers in half the hello timeout, 10,000.
 	now := time.Now()
 	for range 20 {
-		for range 2000 {
-			g.enter()
-			g.done(true)
-		}
+		answerHellos(&g, 2000)
 		g.retune(now)
 		now = now.Add(time.Second)
 	}
@@ -27,10 +24,7 @@ func TestSetupGateAdaptiveBound(t *testing.T) {
 	}
 	// A sweep that came late: two seconds' hellos in one call are a rate
 	// of 2,000 a second, not 4,000.
-	for range 4000 {
-		g.enter()
-		g.done(true)
-	}
+	answerHellos(&g, 4000)
 	now = now.Add(time.Second)
 	g.retune(now)
 	if got := g.limit.Load(); got > 10000 {
@@ -60,6 +54,14 @@ func TestSetupGateAdaptiveBound(t *testing.T) {
 	g.done(false)
 	if !g.room() {
 		t.Fatal("no room after a connection left set-up")
+	}
+}
+
+// answerHellos passes n connections through set-up, each answered.
+func answerHellos(g *setupGate, n int) {
+	for range n {
+		g.enter()
+		g.done(true)
 	}
 }
 
