@@ -787,19 +787,6 @@ func (n *Node) replicate(u uuid.UUID, chids []uuid.UUID, meta bool) error {
 	return n.callAll(targets, mReplicate, b)
 }
 
-// replicateUnregister drops (u, chid) on u's replicas.
-// REQUIRES: u's slot held.
-func (n *Node) replicateUnregister(u, chid uuid.UUID) error {
-	targets := n.replicaTargets(u)
-	if len(targets) == 0 {
-		return nil
-	}
-	var b wbuf
-	b.uuid(u)
-	b.uuid(chid)
-	return n.callAll(targets, mReplicaUnregister, b)
-}
-
 // replicateAck clears acknowledged versions on u's replicas, without
 // waiting: a replica that misses it sends the version again after a
 // failover, which at-least-once delivery allows.
@@ -873,6 +860,9 @@ func (n *Node) serveClusterCall(from string, method uint8, r *rbuf) ([]byte, err
 		defer n.locks.release(u)
 		return nil, n.store.Ack(u, acks)
 	case mReplicaUnregister:
+		// Sent by nodes that predate tombstones (which now travel in
+		// mReplicate); served so that their unregisters still land
+		// during a rolling upgrade.
 		u, chid := r.uuid(), r.uuid()
 		if err := r.err(); err != nil {
 			return nil, err

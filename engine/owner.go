@@ -295,6 +295,8 @@ func (n *Node) endpoint(u, chid uuid.UUID) string {
 	return n.cfg.EndpointURL + "/update/" + n.keys.Seal(u, chid)
 }
 
+// ownerUnregister ends (u, chid) and sends its tombstone to u's replicas,
+// where it beats their copy of the registration (shardstore.Import).
 func (n *Node) ownerUnregister(u, chid uuid.UUID) error {
 	if !n.acquire(u, false, time.Now().Add(opWait)) {
 		return errors.New("server busy")
@@ -303,7 +305,7 @@ func (n *Node) ownerUnregister(u, chid uuid.UUID) error {
 	if err := n.store.Unregister(u, chid); err != nil {
 		return err
 	}
-	return n.replicateUnregister(u, chid)
+	return n.replicate(u, []uuid.UUID{chid}, false)
 }
 
 // ownerSetKick stores u's kick target (meta), writing only what changed:

@@ -47,9 +47,9 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 			return err
 		}
 		if !ok || rec.pending == 0 || rec.pending > a.Version {
-			continue
+			continue // a tombstone has nothing pending
 		}
-		cleared := channelRecord{version: rec.version}
+		cleared := channelRecord{version: rec.version, gen: rec.gen}
 		op := b.SetDeferred(len(key), cleared.encodedLen())
 		copy(op.Key, key[:])
 		cleared.encodeTo(op.Value)

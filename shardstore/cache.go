@@ -7,7 +7,7 @@ import (
 )
 
 // The record cache keeps the newest known value of hot channel records
-// (their 18-byte header, never their data) and pending indexes, so that
+// (their header, never their data) and pending indexes, so that
 // the read half of the PUT and ack read-modify-writes does not walk
 // Pebble's memtable skiplist on every call. A PUT -> ack cycle reads four
 // such records; from Pebble each read costs a skiplist search through a
@@ -168,8 +168,8 @@ func (c *recordCache) apply(b *pebble.Batch, add bool) {
 func cachedForm(key, val []byte) ([]byte, bool) {
 	switch {
 	case len(key) == channelKeyLen && key[prefixLen] == kindChannel:
-		if len(val) > channelHeaderLen {
-			val = val[:channelHeaderLen]
+		if h := channelHeaderLenOf(val); h > 0 && len(val) > h {
+			val = val[:h]
 		}
 	case len(key) == metaKeyLen && key[prefixLen] == kindPending:
 	default:

@@ -1,8 +1,11 @@
 package shardstore
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/google/uuid"
@@ -19,8 +22,10 @@ type Channel struct {
 // Register creates the channel (uaid, chid) if absent. An existing
 // registration returns created=false and no error. It returns
 // ErrTooManyChannels when chid is new and the UAID already has MaxChannels
-// channels, counted with a scan bounded by MaxChannels. A new registration is
-// durable (synced) before Register returns.
+// channels, counted with a scan bounded by MaxChannels live channels and as
+// many tombstones. A channel id registered again after an unregister starts
+// over (no version accepted yet) in its tombstone's generation plus one. A
+// new registration is durable (synced) before Register returns.
 //
 // Register is a read-modify-write: the caller serialises it with the other
 // writes of the same UAID.
@@ -32,8 +37,8 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 
 	p := uaidPrefix(uaid)
 	key := p.channelKey(chid)
-	_, ok, err := s.readChannel(key[:], false)
-	if err != nil || ok {
+	old, ok, err := s.readChannel(key[:], false)
+	if err != nil || ok && !old.dead {
 		return false, err
 	}
 	n, err := s.countChannels(&p, s.maxChannels)
@@ -45,6 +50,11 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	}
 
 	var rec channelRecord // version 0, nothing pending
+	if ok && old.gen < math.MaxUint32 {
+		rec.gen = old.gen + 1
+	} else if ok {
+		rec.gen = old.gen
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	op := b.SetDeferred(len(key), rec.encodedLen())
@@ -59,8 +69,8 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	return true, nil
 }
 
-// channelIter returns an iterator over exactly the UAID's channel records.
-// The caller must close it.
+// channelIter returns an iterator over exactly the UAID's channel records,
+// tombstones included. The caller must close it.
 func (s *Store) channelIter(p *prefix) (*pebble.Iterator, error) {
 	// One allocation for both bounds, which the iterator keeps.
 	bounds := make([]byte, 2*uaidBoundLen)
@@ -73,14 +83,27 @@ func (s *Store) channelIter(p *prefix) (*pebble.Iterator, error) {
 	})
 }
 
-// countChannels counts the UAID's channels, stopping at limit.
+// isTombstone reports whether the stored channel value v is a tombstone,
+// from its first two bytes.
+func isTombstone(v []byte) bool {
+	return len(v) >= 2 && v[0] == channelEncV2 && v[1]&flagDead != 0
+}
+
+// countChannels counts the UAID's live channels, stopping at limit.
 func (s *Store) countChannels(p *prefix, limit int) (n int, err error) {
 	it, err := s.channelIter(p)
 	if err != nil {
 		return 0, fmt.Errorf("shardstore: count channels: %w", err)
 	}
 	for valid := it.First(); valid && n < limit; valid = it.Next() {
-		n++
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return 0, fmt.Errorf("shardstore: count channels: %w", err)
+		}
+		if !isTombstone(v) {
+			n++
+		}
 	}
 	if err := it.Close(); err != nil {
 		return 0, fmt.Errorf("shardstore: count channels: %w", err)
@@ -88,9 +111,13 @@ func (s *Store) countChannels(p *prefix, limit int) (n int, err error) {
 	return n, nil
 }
 
-// Unregister deletes the channel (uaid, chid) with its pending version and
-// data. An absent channel is no error (and costs no write). The deletion is
-// durable (synced) before Unregister returns.
+// Unregister ends the channel (uaid, chid): its pending version and data
+// are dropped, and a tombstone takes its place, so that a copy of the
+// registration another node still holds cannot bring it back when the two
+// are merged (see Import). A UAID keeps at most MaxChannels tombstones:
+// beyond that its oldest are deleted. An absent or already unregistered
+// channel is no error (and costs no write). The write is durable (synced)
+// before Unregister returns.
 //
 // Unregister is a read-modify-write: the caller serialises it with the other
 // writes of the same UAID.
@@ -103,12 +130,16 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 	p := uaidPrefix(uaid)
 	key := p.channelKey(chid)
 	rec, ok, err := s.readChannel(key[:], false)
-	if err != nil || !ok {
+	if err != nil || !ok || rec.dead {
 		return err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := b.Delete(key[:], nil); err != nil {
+	tomb := channelRecord{version: rec.version, gen: rec.gen, dead: true, unregAt: max(1, s.now().Unix())}
+	op := b.SetDeferred(len(key), tomb.encodedLen())
+	copy(op.Key, key[:])
+	tomb.encodeTo(op.Value)
+	if err := op.Finish(); err != nil {
 		return fmt.Errorf("shardstore: unregister: %w", err)
 	}
 	if rec.pending != 0 {
@@ -122,7 +153,60 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 			}
 		}
 	}
+	if err := s.trimTombstones(b, &p, s.maxChannels-1); err != nil {
+		return err
+	}
 	return s.commit(b, true)
+}
+
+// trimTombstones adds to b the deletion of the UAID's oldest tombstones
+// beyond the newest keep (ties broken by channel id).
+func (s *Store) trimTombstones(b *pebble.Batch, p *prefix, keep int) error {
+	type tomb struct {
+		id uuid.UUID
+		at int64
+	}
+	var tombs []tomb
+	it, err := s.channelIter(p)
+	if err != nil {
+		return fmt.Errorf("shardstore: trim tombstones: %w", err)
+	}
+	for valid := it.First(); valid; valid = it.Next() {
+		v, err := it.ValueAndErr()
+		if err != nil {
+			_ = it.Close()
+			return fmt.Errorf("shardstore: trim tombstones: %w", err)
+		}
+		if !isTombstone(v) {
+			continue
+		}
+		rec, err := decodeChannel(v)
+		id, ok := channelIDFromKey(it.Key())
+		if err != nil || !ok {
+			_ = it.Close()
+			return fmt.Errorf("shardstore: trim tombstones: %w: key %x: %w", ErrCorrupt, it.Key(), err)
+		}
+		tombs = append(tombs, tomb{id, rec.unregAt})
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("shardstore: trim tombstones: %w", err)
+	}
+	if len(tombs) <= keep {
+		return nil
+	}
+	slices.SortFunc(tombs, func(a, b tomb) int {
+		if c := cmp.Compare(a.at, b.at); c != 0 {
+			return c
+		}
+		return slices.Compare(a.id[:], b.id[:])
+	})
+	for _, t := range tombs[:len(tombs)-keep] {
+		key := p.channelKey(t.id)
+		if err := b.Delete(key[:], nil); err != nil {
+			return fmt.Errorf("shardstore: trim tombstones: %w", err)
+		}
+	}
+	return nil
 }
 
 // Channel returns the channel (uaid, chid); ok=false if it is not
@@ -136,14 +220,14 @@ func (s *Store) Channel(uaid, chid uuid.UUID) (ch Channel, ok bool, err error) {
 	p := uaidPrefix(uaid)
 	key := p.channelKey(chid)
 	rec, ok, err := s.readChannel(key[:], true)
-	if err != nil || !ok {
+	if err != nil || !ok || rec.dead {
 		return ch, false, err
 	}
 	return Channel{ID: chid, Version: rec.version, Pending: rec.pending, Data: rec.data}, true, nil
 }
 
-// Channels returns every channel of the UAID, ordered by channel id; nil if
-// it has none.
+// Channels returns every registered channel of the UAID (no tombstones),
+// ordered by channel id; nil if it has none.
 func (s *Store) Channels(uaid uuid.UUID) (chs []Channel, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -233,6 +317,9 @@ func (s *Store) scanChannels(uaid uuid.UUID) (chs []Channel, err error) {
 		rec, err := decodeChannel(v)
 		if err != nil {
 			return nil, fmt.Errorf("shardstore: channel %s: %w", id, err)
+		}
+		if rec.dead {
+			continue
 		}
 		sp := span{off: -1}
 		if rec.hasData {

@@ -3,6 +3,7 @@ package shardstore
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -105,12 +106,77 @@ func TestUnregister(t *testing.T) {
 	if got := s.Stats().Commits; got != commits {
 		t.Errorf("Unregister of absent channels committed %d batches", got-commits)
 	}
-	// The freed slot can be used again; re-registering starts from scratch.
+	// A tombstone stays, invisible, with the highest version accepted.
+	if rec, ok := rawChannel(t, s, u, c1); !ok || !rec.dead || rec.version != 3 || rec.gen != 0 || rec.unregAt <= 0 {
+		t.Errorf("record after Unregister = %+v (present %v), want a tombstone of version 3", rec, ok)
+	}
+	if chs, err := s.Channels(u); err != nil || len(chs) != 1 || chs[0].ID != c2 {
+		t.Errorf("Channels after Unregister = %+v, %v; want only %s", chs, err, c2)
+	}
+	if err := s.Ack(u, []Ack{{Channel: c1, Version: 3}}); err != nil {
+		t.Errorf("Ack of the unregistered channel: %v", err)
+	}
+	if rec, _ := rawChannel(t, s, u, c1); !rec.dead {
+		t.Errorf("Ack brought the channel back: %+v", rec)
+	}
+	// The freed slot can be used again; re-registering starts from scratch,
+	// in the next generation, which Put and Ack keep.
 	if created, err := s.Register(u, c1); !created || err != nil {
 		t.Errorf("Register after Unregister = %v, %v", created, err)
 	}
 	if ch := mustChannel(t, s, u, c1); !sameChannel(ch, Channel{ID: c1}) {
 		t.Errorf("re-registered channel = %+v, want a fresh one", ch)
+	}
+	mustPut(t, s, u, c1, Put{Version: 1, Data: []byte("again")})
+	if ch := mustChannel(t, s, u, c1); !sameChannel(ch, Channel{ID: c1, Version: 1, Pending: 1, Data: []byte("again")}) {
+		t.Errorf("re-registered channel after Put = %+v", ch)
+	}
+	if err := s.Ack(u, []Ack{{Channel: c1, Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := rawChannel(t, s, u, c1); rec.dead || rec.gen != 1 || rec.version != 1 || rec.pending != 0 {
+		t.Errorf("re-registered record after Put and Ack = %+v, want generation 1, version 1 acked", rec)
+	}
+}
+
+// TestTombstonesDoNotCountAsChannels: unregistered channels leave room for
+// new ones.
+func TestTombstonesDoNotCountAsChannels(t *testing.T) {
+	s := newStore(t, Options{MaxChannels: 3})
+	u := id(1)
+	for c := range byte(3) {
+		mustRegister(t, s, u, id(10+c))
+	}
+	if err := s.Unregister(u, id(10)); err != nil {
+		t.Fatal(err)
+	}
+	mustRegister(t, s, u, id(20))
+	if _, err := s.Register(u, id(21)); !errors.Is(err, ErrTooManyChannels) {
+		t.Errorf("Register beyond MaxChannels live: err %v, want ErrTooManyChannels", err)
+	}
+}
+
+// TestTombstonesTrimmed: a UAID keeps its MaxChannels newest tombstones.
+func TestTombstonesTrimmed(t *testing.T) {
+	s := newStore(t, Options{MaxChannels: 3})
+	u := id(1)
+	clock := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { return clock }
+	// Channel ids in the reverse order of their unregistering, so that the
+	// oldest is not the first by id.
+	for i := range byte(6) {
+		c := id(30 - i)
+		mustRegister(t, s, u, c)
+		if err := s.Unregister(u, c); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(time.Second)
+	}
+	for i := range byte(6) {
+		rec, ok := rawChannel(t, s, u, id(30-i))
+		if kept := i >= 3; ok != kept || ok && !rec.dead {
+			t.Errorf("tombstone #%d: %+v (present %v), want present %v", i, rec, ok, kept)
+		}
 	}
 }
 

@@ -33,13 +33,22 @@
 // of the UAIDs whose ring hash is in [lo, hi). Pebble's default bytewise
 // comparer orders them.
 //
-// Values begin with an encoding version byte (currently 1) so the layout can
-// change without rewriting stores; decoding rejects anything the encoder
-// cannot have produced with an error wrapping ErrCorrupt, never a panic.
+// Values begin with an encoding version byte so the layout can change
+// without rewriting stores; decoding rejects anything the encoder cannot
+// have produced with an error wrapping ErrCorrupt, never a panic.
 //
 //	channel, v1: [0]=1 [1]=flags (bit 0: data present) [2:10]=highest
 //	             [10:18]=pending (0 = none) [18:]=data (<= MaxDataSize)
+//	channel, v2: [0]=2 [1]=flags (bit 1: tombstone) [2:18] as v1
+//	             [18:22]=generation [22:30]=unregistered at (Unix s, 0 =
+//	             live) [30:]=data
 //	meta,    v1: [0]=1 [1:]=blob (non-empty, <= MaxMetaSize)
+//
+// A channel record is written in encoding 1 whenever it can be (a live
+// registration of generation 0, nearly all of them), in encoding 2
+// otherwise. Unregister leaves a tombstone (see record.go): a merge with a
+// copy of the registration from another node keeps the tombstone, so an
+// unregistered channel never comes back.
 //
 // # Concurrency
 //

@@ -148,7 +148,7 @@ func (s *Store) put(b *pebble.Batch, uaid, chid uuid.UUID, p Put, pending *[]Cha
 	if err != nil {
 		return 0, 0, err
 	}
-	if !ok {
+	if !ok || old.dead {
 		return PutNotRegistered, 0, nil
 	}
 	v := p.Version
@@ -162,7 +162,7 @@ func (s *Store) put(b *pebble.Batch, uaid, chid uuid.UUID, p Put, pending *[]Cha
 		return PutStale, old.version, nil
 	}
 
-	rec := channelRecord{version: v, pending: v, hasData: p.Data != nil, data: p.Data}
+	rec := channelRecord{version: v, pending: v, hasData: p.Data != nil, data: p.Data, gen: old.gen}
 	op := b.SetDeferred(len(key), rec.encodedLen())
 	copy(op.Key, key[:])
 	rec.encodeTo(op.Value)

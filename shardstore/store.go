@@ -34,7 +34,8 @@ type Store struct {
 	log         *slog.Logger
 	maxChannels int
 	onCommit    func(time.Duration, bool)
-	cache       *recordCache // nil when disabled
+	cache       *recordCache     // nil when disabled
+	now         func() time.Time // the clock of tombstones; time.Now
 
 	// mu is held for reading by every call for its whole duration and for
 	// writing by Close, so Close waits for calls in flight and no call
@@ -95,6 +96,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		log:         o.Logger,
 		maxChannels: o.MaxChannels,
+		now:         time.Now,
 		onCommit:    o.OnCommit,
 		cache:       newRecordCache(o.RecordCacheEntries),
 	}

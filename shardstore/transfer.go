@@ -13,7 +13,8 @@ package shardstore
 // the arc that wraps past the top of the ring, [lo, MaxUint64] then
 // [0, hi], and Export walks it in that order.
 //
-// Only meta and channel records travel. The pending index (kind 0x03) is
+// Only meta and channel records travel, tombstones of unregistered channels
+// included: they keep a merge from bringing a channel back. The pending index (kind 0x03) is
 // derived data: Export skips it and Import recomputes it, for every UAID it
 // touches, from the merged channel records.
 
@@ -140,12 +141,16 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //   - Every record is validated first (key length, a known kind, a ring hash
 //     matching the UAID bytes, a value that decodes). If any is bad, Import
 //     returns an error wrapping ErrBadRecord and writes nothing.
-//   - Channel record: taken when absent locally. When present, the one with
-//     the higher accepted version is kept; at equal versions an
-//     acknowledged one (no pending version) beats a pending one: only an
-//     ack clears a pending version, so it proves the client has it, and
-//     keeping the pending copy would deliver it again; when both are equal
-//     the local one.
+//   - Channel record: taken when absent locally. When present, the one of
+//     the higher generation is kept (a channel id registered again after
+//     an unregister is a new generation). In one generation a tombstone
+//     beats a registration: the unregister came after it, and keeping the
+//     registration would bring the channel back; of two tombstones the
+//     local one stays. Of two registrations the one with the higher
+//     accepted version is kept; at equal versions an acknowledged one (no
+//     pending version) beats a pending one: only an ack clears a pending
+//     version, so it proves the client has it, and keeping the pending copy
+//     would deliver it again; when both are equal the local one.
 //   - Meta record (the KICK target): taken when absent locally, otherwise
 //     the local one is kept.
 //   - Pending index records are ignored. Each channel record written by the
@@ -273,7 +278,7 @@ func importChannel(b *pebble.Batch, kv KV) (wrote, pending bool, err error) {
 		if derr != nil {
 			return false, false, fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
 		}
-		if in.version < local.version || in.version == local.version && (in.pending != 0 || local.pending == 0) {
+		if !newerChannel(in, local) {
 			return false, false, nil
 		}
 	}
@@ -281,6 +286,24 @@ func importChannel(b *pebble.Batch, kv KV) (wrote, pending bool, err error) {
 		return false, false, fmt.Errorf("set channel: %w", err)
 	}
 	return true, in.pending != 0, nil
+}
+
+// newerChannel reports whether the incoming channel record in replaces the
+// local one in a merge (see Import for the rules).
+func newerChannel(in, local channelRecord) bool {
+	switch {
+	case in.gen != local.gen:
+		return in.gen > local.gen
+	case in.dead || local.dead:
+		// One generation: its tombstone came after its registration.
+		// Of two tombstones the local one stays.
+		return in.dead && !local.dead
+	case in.version != local.version:
+		return in.version > local.version
+	default:
+		// An acknowledged record beats a pending one.
+		return in.pending == 0 && local.pending != 0
+	}
 }
 
 // Records returns, in transfer form, the stored records of uaid's channels
@@ -377,8 +400,8 @@ func (s *Store) DropRanges(ranges []Range) (err error) {
 // CountRange returns the number of UAIDs with meta or channel records whose
 // ring hash is within [lo, hi] (inclusive; lo > hi wraps, see above). It
 // reads one consistent snapshot and one key per UAID, seeking past the rest.
-// A UAID left with only an empty pending index (every channel unregistered)
-// is not counted.
+// A UAID left with only tombstones or an empty pending index (every
+// channel unregistered) is not counted.
 func (s *Store) CountRange(lo, hi uint64) (uaids int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -395,11 +418,22 @@ func (s *Store) CountRange(lo, hi uint64) (uaids int, err error) {
 		}
 	}()
 	for valid := c.seek(nil); valid; {
-		// c skips pending index records, and a UAID's meta and channel
-		// records sort before its index: this is the UAID's first record.
+		// c skips pending index records. A meta record or a live channel
+		// counts the UAID; the scan then skips its other records.
+		k := c.it.Key()
+		if len(k) > prefixLen && k[prefixLen] == kindChannel {
+			v, err := c.it.ValueAndErr()
+			if err != nil {
+				return 0, fmt.Errorf("shardstore: count range: %w", err)
+			}
+			if isTombstone(v) {
+				valid = c.next()
+				continue
+			}
+		}
 		uaids++
 		var p prefix
-		copy(p[:], c.it.Key())
+		copy(p[:], k)
 		end := p.bound(kindEnd)
 		valid = c.seek(end[:])
 	}

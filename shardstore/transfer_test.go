@@ -36,8 +36,8 @@ func randomUAIDs(n int, seed uint64) []uuid.UUID {
 }
 
 // transferFixture is a store holding every kind of state for UAIDs spread
-// over the ring, plus ghosts: UAIDs whose only record is an empty pending
-// index (their channels were all unregistered).
+// over the ring, plus ghosts: UAIDs whose only records are a tombstone and
+// an empty pending index (their channels were all unregistered).
 type transferFixture struct {
 	s      *Store
 	uaids  []uuid.UUID
@@ -299,6 +299,8 @@ type channelState struct {
 	version    uint64 // 0: registered only
 	data       []byte
 	acked      bool
+	gen        uint32 // registered and unregistered this many times first
+	dead       bool   // unregistered at the end: a tombstone
 }
 
 func (c channelState) apply(t *testing.T, s *Store, u, ch uuid.UUID) {
@@ -306,16 +308,42 @@ func (c channelState) apply(t *testing.T, s *Store, u, ch uuid.UUID) {
 	if !c.registered {
 		return
 	}
-	mustRegister(t, s, u, ch)
-	if c.version == 0 {
-		return
+	unregister := func() {
+		if err := s.Unregister(u, ch); err != nil {
+			t.Fatal(err)
+		}
 	}
-	mustPut(t, s, u, ch, Put{Version: c.version, Data: c.data})
+	for range c.gen {
+		mustRegister(t, s, u, ch)
+		unregister()
+	}
+	mustRegister(t, s, u, ch)
+	if c.version != 0 {
+		mustPut(t, s, u, ch, Put{Version: c.version, Data: c.data})
+	}
 	if c.acked {
 		if err := s.Ack(u, []Ack{{Channel: ch, Version: c.version}}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	if c.dead {
+		unregister()
+	}
+}
+
+// live reports whether the state is a registration readers see.
+func (c channelState) live() bool { return c.registered && !c.dead }
+
+// rawChannel decodes the stored record of (u, ch), tombstones included.
+func rawChannel(t testing.TB, s *Store, u, ch uuid.UUID) (channelRecord, bool) {
+	t.Helper()
+	p := uaidPrefix(u)
+	key := p.channelKey(ch)
+	rec, ok, err := s.readChannel(key[:], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec, ok
 }
 
 func (c channelState) channel(ch uuid.UUID) Channel {
@@ -339,6 +367,10 @@ func TestImportMergeRules(t *testing.T) {
 		}
 		pendingEmpty = func(v uint64) channelState { return channelState{registered: true, version: v, data: []byte{}} }
 		acked        = func(v uint64) channelState { return channelState{registered: true, version: v, acked: true} }
+		tomb         = func(gen uint32, v uint64) channelState {
+			return channelState{registered: true, version: v, gen: gen, dead: true}
+		}
+		later = func(gen uint32, c channelState) channelState { c.gen = gen; return c }
 	)
 	cases := []struct {
 		name                  string
@@ -358,6 +390,15 @@ func TestImportMergeRules(t *testing.T) {
 		{"equal: both pending keeps local", pending(5, "loc"), pending(5, "in"), pending(5, "loc")},
 		{"equal: both acked", acked(5), acked(5), acked(5)},
 		{"both registered only", registered, registered, registered},
+		{"tombstone absent locally", none, tomb(0, 3), tomb(0, 3)},
+		{"incoming tombstone beats its registration", pending(5, "loc"), tomb(0, 5), tomb(0, 5)},
+		{"incoming tombstone beats a higher version of its registration", pending(9, "loc"), tomb(0, 5), tomb(0, 5)},
+		{"local tombstone beats its registration", tomb(0, 5), pending(7, "in"), tomb(0, 5)},
+		{"incoming later generation beats local tombstone", tomb(0, 5), later(1, pending(2, "in")), later(1, pending(2, "in"))},
+		{"local later generation beats incoming tombstone", later(1, acked(3)), tomb(0, 8), later(1, acked(3))},
+		{"incoming later tombstone beats local registration", pending(4, "loc"), tomb(1, 2), tomb(1, 2)},
+		{"later generation beats a higher version", pending(9, "loc"), later(1, registered), later(1, registered)},
+		{"both tombstones", tomb(0, 5), tomb(0, 6), tomb(0, 5)},
 	}
 	metas := [][3]string{ // local, incoming, want ("" = none)
 		{"", "in", "in"},
@@ -392,11 +433,15 @@ func TestImportMergeRules(t *testing.T) {
 		for i, tc := range cases {
 			u := uaids[i]
 			want := []Channel{tc.want.channel(c1), pending(1, "keep").channel(bystander)}
-			if !tc.want.registered {
+			if !tc.want.live() {
 				want = want[1:]
 			}
 			if got := stateOf(t, dst, u); !sameChannels(got.channels, want) {
 				t.Errorf("%s: Channels = %+v, want %+v", tc.name, got.channels, want)
+			}
+			if rec, ok := rawChannel(t, dst, u, c1); ok != tc.want.registered || rec.gen != tc.want.gen || rec.dead != tc.want.dead {
+				t.Errorf("%s: stored record %+v (present %v), want generation %d, tombstone %v",
+					tc.name, rec, ok, tc.want.gen, tc.want.dead)
 			}
 			checkPendingIndex(t, dst, u)
 			m := metas[i%len(metas)]
@@ -414,7 +459,16 @@ func TestImportMergeRules(t *testing.T) {
 	// Imported data serves the store's calls as usual.
 	for i, tc := range cases {
 		u := uaids[i]
-		if !tc.want.registered {
+		if tc.want.dead {
+			if o, _ := mustPut(t, dst, u, c1, Put{Version: tc.want.version + 1}); o != PutNotRegistered {
+				t.Errorf("%s: Put to the tombstone = %v, want PutNotRegistered", tc.name, o)
+			}
+			mustRegister(t, dst, u, c1)
+			if rec, _ := rawChannel(t, dst, u, c1); rec.dead || rec.gen != tc.want.gen+1 || rec.version != 0 {
+				t.Errorf("%s: registered again over the tombstone: %+v, want generation %d", tc.name, rec, tc.want.gen+1)
+			}
+		}
+		if !tc.want.live() {
 			continue
 		}
 		var acks []Ack
@@ -642,7 +696,7 @@ func TestDropRangeTopOfRing(t *testing.T) {
 }
 
 // TestCountRange counts the fixture's UAIDs over several ranges; a UAID
-// left with only an empty pending index does not count.
+// left with only a tombstone and an empty pending index does not count.
 func TestCountRange(t *testing.T) {
 	s := newDiskStore(t, "")
 	f := fillTransferFixture(t, s, 50, 9)
@@ -663,7 +717,7 @@ func TestCountRange(t *testing.T) {
 	for _, g := range f.ghosts {
 		h := RingHash(g)
 		if n := mustCount(t, s, h, h); n != 0 {
-			t.Errorf("CountRange counts ghost %s (only an empty pending index)", g)
+			t.Errorf("CountRange counts ghost %s (only a tombstone and an empty pending index)", g)
 		}
 	}
 }
@@ -688,13 +742,14 @@ func TestImportSurvivesReopen(t *testing.T) {
 	}
 }
 
-// TestTransferUAIDs lists the UAIDs of a page once each, in order.
+// TestTransferUAIDs lists the UAIDs of a page once each, in order: the
+// ghosts too, whose tombstones travel.
 func TestTransferUAIDs(t *testing.T) {
 	a := newDiskStore(t, "")
 	f := fillTransferFixture(t, a, 10, 11)
 	kvs, _ := exportAll(t, a, 0, math.MaxUint64, 0, 0)
 	got := TransferUAIDs(slices.Concat(kvs, []KV{{Key: []byte("short")}}, kvs))
-	want := slices.Clone(f.uaids)
+	want := slices.Concat(f.uaids, f.ghosts)
 	slices.SortFunc(want, func(x, y uuid.UUID) int {
 		px, py := uaidPrefix(x), uaidPrefix(y)
 		return bytes.Compare(px[:], py[:])

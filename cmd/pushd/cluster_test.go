@@ -667,3 +667,39 @@ func TestClusterTwoConnectionsOnOneEdge(t *testing.T) {
 		t.Fatalf("second connection got %v", got)
 	}
 }
+
+// TestClusterUnregisterOutlivesAStaleReplica: a replica that was down when
+// a channel was unregistered comes back with its old copy of the
+// registration. The owner's tombstone beats that copy in the handoff, so
+// once the owner is gone the channel stays unregistered: its endpoint
+// answers 404, not 202.
+func TestClusterUnregisterOutlivesAStaleReplica(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 2, "-replicas", "2")
+	uaid, chid := uuid.NewString(), uuid.NewString()
+	d := helloAs(t, ms[0].WSAddr, uaid, nil)
+	path := d.register(chid) // durable on both nodes
+
+	ms[1].Kill()
+	waitMembers(t, ms[:1], 1)
+	if m := d.roundTrip(map[string]any{"messageType": "unregister", "channelID": chid}); m["status"] != float64(200) {
+		t.Fatalf("unregister: %v", m)
+	}
+	d.conn.Close()
+	if st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 1); err != nil || st != 404 {
+		t.Fatalf("PUT after unregister: %d %v, want 404", st, err)
+	}
+
+	// The replica comes back on its old data and takes the UAIDs over.
+	back := startMember(t, 1, ms[1].dataDir, []string{ms[0].gossip}, "-replicas", "2")
+	waitMembers(t, []*member{ms[0], back}, 2)
+	if !ms[0].Stop(20 * time.Second) {
+		t.Fatal("node-0 did not stop")
+	}
+	waitMembers(t, []*member{back}, 1)
+	if st, err := putVersion(t.Context(), back.HTTPAddr, path, 2); err != nil || st != 404 {
+		t.Fatalf("PUT through the returned replica: %d %v, want 404", st, err)
+	}
+}
