@@ -127,6 +127,13 @@ type Config struct {
 	// among concurrent registers; every worker costs a goroutine stack and,
 	// while blocked on the disk, an OS thread.
 	Workers int
+	// WaitLane bounds the client messages that may wait on another
+	// machine (a call to the UAID's owner node, an upstream's register)
+	// carried out at once off the workers, on goroutines of their own, so
+	// that a stuck owner or upstream does not take the workers from every
+	// other connection. Zero means 1024; negative means none: all messages
+	// run on the workers.
+	WaitLane int
 	// EventLoops is the number of gnet event loops. Zero means one per CPU.
 	EventLoops int
 
@@ -203,6 +210,9 @@ func (c Config) withDefaults() Config {
 	defInt(&c.MaxUAIDs, 10000)
 	defInt(&c.MaxOutbound, 256<<10)
 	defInt(&c.Workers, 16)
+	if c.WaitLane == 0 { // not defInt: negative (no lane) stays
+		c.WaitLane = 1024
+	}
 	if c.GCPercent == 0 { // not defInt: negative (GC off) stays
 		c.GCPercent = 100
 	}

@@ -11,7 +11,11 @@
 // handshakes and frames (internal/wsframe) and decode messages
 // (internal/protocol); they never wait on disk or network. A decoded message
 // goes into its connection's bounded mailbox, and a fixed pool of workers
-// carries out mailboxes one connection at a time, in order. Replies and
+// carries out mailboxes one connection at a time, in order. A message that
+// may wait on another machine (a call to its UAID's owner, an upstream's
+// register) is handed, with the rest of its mailbox, to the waiting lane
+// (lane.go), bounded goroutines of their own, so that a stuck owner does
+// not take the workers from every other connection. Replies and
 // notifications go back through gnet's AsyncWrite.
 //
 // Owner operations (put, hello, register, unregister, ack, disconnect)

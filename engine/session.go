@@ -6,6 +6,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/google/uuid"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/internal/protocol"
 	"github.com/pushd/pushd/shardstore"
 )
@@ -15,30 +16,86 @@ import (
 func (n *Node) worker() {
 	defer n.wg.Done()
 	for c := range n.runq {
-		for {
-			j, ok := c.nextJob()
-			if !ok {
-				break
-			}
-			switch j.kind {
-			case jobClosed:
-				n.disconnect(c)
-				n.nconns.Add(-1)
-				if c.inSetup {
-					c.inSetup = false
-					n.setup.done(false)
-				}
-			case jobMessage:
-				n.handle(c, &j.msg)
-			case jobDeliver:
-				if !c.closing.Load() {
-					c.sendText(n, encodeUpdate(c, j.packet))
-				}
-			case jobAttach:
-				if !c.closing.Load() {
-					n.reattach(c, j.uaid)
-				}
-			}
+		n.drain(c, true)
+	}
+}
+
+// drain carries out c's jobs until its mailbox is empty. With offload (a
+// worker), a job that may wait is handed, with the rest of the mailbox, to
+// the waiting lane when it has room, so that the worker goes on with other
+// connections' messages (see mayWait and waitLane).
+func (n *Node) drain(c *client, offload bool) {
+	for {
+		j, ok := c.nextJob()
+		if !ok {
+			return
+		}
+		if offload && n.mayWait(c, &j) && n.lane.take(n, c, &j) {
+			return
+		}
+		n.run(c, &j)
+	}
+}
+
+// mayWait reports whether carrying out j may wait on another machine: a
+// call to the UAID's owner node (or a wait for its partition's records
+// during a handoff), or an upstream push service's register. Those go to
+// the waiting lane. What waits only on this node's own store stays on the
+// workers: handing it over costs more than the wait saves there, and a
+// stuck store holds up every connection anyway.
+func (n *Node) mayWait(c *client, j *job) bool {
+	if n.cfg.Upstream != nil && j.kind == jobMessage &&
+		(j.msg.Type == protocol.TypeRegister || j.msg.Type == protocol.TypeUnregister) {
+		return true
+	}
+	if n.ml == nil {
+		return false
+	}
+	switch j.kind {
+	case jobDeliver:
+		return false
+	case jobAttach:
+		return true
+	case jobClosed:
+		return c.helloDone && (c.multi || !n.servesHere(c.uaid))
+	}
+	switch j.msg.Type {
+	case protocol.TypeHello:
+		return true // its UAID, maybe a new one, may be owned anywhere
+	case protocol.TypeRegister, protocol.TypeUnregister, protocol.TypeAck:
+		return c.multi || !n.servesHere(c.uaid)
+	}
+	return false
+}
+
+// servesHere reports whether this node owns u and holds its records now
+// (its partition is not being filled by a handoff).
+func (n *Node) servesHere(u uuid.UUID) bool {
+	if _, local := n.ownerOf(u); !local {
+		return false
+	}
+	return n.fills[cluster.PartitionOf(shardstore.RingHash(u))].Load() == nil
+}
+
+// run carries out one job of c.
+func (n *Node) run(c *client, j *job) {
+	switch j.kind {
+	case jobClosed:
+		n.disconnect(c)
+		n.nconns.Add(-1)
+		if c.inSetup {
+			c.inSetup = false
+			n.setup.done(false)
+		}
+	case jobMessage:
+		n.handle(c, &j.msg)
+	case jobDeliver:
+		if !c.closing.Load() {
+			c.sendText(n, encodeUpdate(c, j.packet))
+		}
+	case jobAttach:
+		if !c.closing.Load() {
+			n.reattach(c, j.uaid)
 		}
 	}
 }

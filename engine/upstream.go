@@ -12,8 +12,8 @@ import (
 // keep PUTting to the public cluster, and the relay stores and delivers
 // what the upstream sends it.
 //
-// Register and Unregister are called from worker goroutines, one at a time
-// per UAID; they may block on the network (bounded by ctx) and must be safe
+// Register and Unregister are called from worker goroutines or the waiting
+// lane's (see waitLane), one at a time per UAID; they may block on the network (bounded by ctx) and must be safe
 // for concurrent use.
 type Upstream interface {
 	// Register registers (uaid, chid) upstream and returns the upstream

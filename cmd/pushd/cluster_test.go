@@ -703,3 +703,33 @@ func TestClusterUnregisterOutlivesAStaleReplica(t *testing.T) {
 		t.Fatalf("PUT through the returned replica: %d %v, want 404", st, err)
 	}
 }
+
+// TestClusterStuckOwnerHoldsUpOnlyItsUAIDs: a node with one worker whose
+// peer stops answering (SIGSTOP) keeps serving the devices of the UAIDs it
+// owns itself; the hello waiting on the stuck owner waits in the waiting
+// lane, not in the worker.
+func TestClusterStuckOwnerHoldsUpOnlyItsUAIDs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	// One replica: a register of node-0's own UAIDs does not wait on node-1.
+	ms := []*member{startMember(t, 0, t.TempDir(), nil, "-workers", "1", "-replicas", "1")}
+	ms = append(ms, startMember(t, 1, t.TempDir(), []string{ms[0].gossip}, "-replicas", "1"))
+	waitMembers(t, ms, 2)
+
+	ms[1].Pause()
+	t.Cleanup(ms[1].Resume)
+	stuck := connect(t, ms[0].WSAddr)
+	if err := stuck.conn.WriteJSON(map[string]any{"messageType": "hello",
+		"uaid": uaidOwnedBy(names(ms), ms[1].name), "channelIDs": []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	d := helloAs(t, ms[0].WSAddr, uaidOwnedBy(names(ms), ms[0].name), nil)
+	d.register(uuid.NewString())
+	// The other hello is still waiting on its owner, not answered 500.
+	_ = stuck.conn.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	var m map[string]any
+	if err := stuck.conn.ReadJSON(&m); err == nil {
+		t.Fatalf("hello answered %v while its owner is stopped", m)
+	}
+}

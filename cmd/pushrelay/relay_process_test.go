@@ -167,3 +167,49 @@ func inFlight(t *testing.T, httpAddr string) int {
 	t.Fatal("no pushd_uaids_in_flight on /metrics")
 	return 0
 }
+
+// TestStuckUpstreamHoldsUpOnlyItsOwnRegisters: with one worker, a register
+// waiting on an upstream that answers nothing (SIGSTOPped) waits in the
+// waiting lane; the relay's other devices are served meanwhile.
+func TestStuckUpstreamHoldsUpOnlyItsOwnRegisters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	upstream := proctest.Start(t, pushdBin, "", "-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", t.TempDir())
+	relay := proctest.Start(t, relayBin, "", "-upstream", "ws://"+upstream.WSAddr+"/",
+		"-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0", "-data-dir", t.TempDir(), "-workers", "1")
+	a := dial(t, relay.WSAddr)
+	if m := roundTrip(t, a, map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}}); m["status"] != float64(200) {
+		t.Fatalf("hello: %v", m)
+	}
+	// Once one register went through, the relay's upstream session is up.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		m := roundTrip(t, a, map[string]any{"messageType": "register", "channelID": uuid.NewString()})
+		if m["status"] == float64(200) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("register through the relay: %v\n%s", m, relay.Output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	upstream.Pause()
+	t.Cleanup(upstream.Resume)
+	if err := a.WriteJSON(map[string]any{"messageType": "register", "channelID": uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := dial(t, relay.WSAddr)
+	if m := roundTrip(t, b, map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}}); m["status"] != float64(200) {
+		t.Fatalf("hello of another device: %v", m)
+	}
+	if m := roundTrip(t, b, map[string]any{}); len(m) != 0 {
+		t.Fatalf("ping answered %v, want {}", m)
+	}
+	// The register is still waiting on the upstream, not done and failed.
+	_ = a.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	var m map[string]any
+	if err := a.ReadJSON(&m); err == nil {
+		t.Fatalf("register answered %v while the upstream is stopped", m)
+	}
+}

@@ -66,6 +66,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.IntVar(&o.Config.MaxChannels, "max-channels", 200, "channels per UAID")
 	fs.IntVar(&o.Config.MaxUAIDs, "max-uaids", 10000, "UAIDs per multi-UAID connection")
 	fs.IntVar(&o.Config.Workers, "workers", 16, "goroutines carrying out client messages")
+	fs.IntVar(&o.Config.WaitLane, "wait-lane", 1024, "client messages that may wait on another machine (the UAID's owner node, an upstream) carried out at once off -workers, on goroutines of their own; -1 = none")
 	fs.IntVar(&o.Config.GCPercent, "gc-percent", 10, "Go GC target percentage (GOGC); low keeps idle-connection memory dense; -1 turns the GC off; 0 = 100")
 	fs.IntVar(&o.Config.GCPercentBusy, "gc-percent-busy", 400, "Go GC target while the node delivers 100 or more notifications a second (back to -gc-percent after 5 s below); fewer GC cycles keep them out of the delivery latency tail; 0 = always -gc-percent")
 	fs.IntVar(&o.Config.SocketSendBuffer, "socket-send-buffer", 0, "SO_SNDBUF of client sockets in bytes; 0 = kernel default")

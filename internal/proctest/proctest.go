@@ -137,3 +137,10 @@ func (p *Proc) Stop(timeout time.Duration) bool {
 		return false
 	}
 }
+
+// Pause stops the process (SIGSTOP) until Resume: it keeps its sockets and
+// answers nothing, like a node stuck on a dead disk.
+func (p *Proc) Pause() { _ = p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process (SIGCONT).
+func (p *Proc) Resume() { _ = p.cmd.Process.Signal(syscall.SIGCONT) }
