@@ -128,7 +128,8 @@ type Config struct {
 	// while blocked on the disk, an OS thread.
 	Workers int
 	// WaitLane bounds the client messages that may wait on another
-	// machine (a call to the UAID's owner node, an upstream's register)
+	// machine (a call to the UAID's owner node or its replicas, an
+	// upstream's register)
 	// carried out at once off the workers, on goroutines of their own, so
 	// that a stuck owner or upstream does not take the workers from every
 	// other connection. Zero means 1024; negative means none: all messages

@@ -12,8 +12,8 @@
 // (internal/protocol); they never wait on disk or network. A decoded message
 // goes into its connection's bounded mailbox, and a fixed pool of workers
 // carries out mailboxes one connection at a time, in order. A message that
-// may wait on another machine (a call to its UAID's owner, an upstream's
-// register) is handed, with the rest of its mailbox, to the waiting lane
+// may wait on another machine (a call to its UAID's owner or replicas, an
+// upstream's register) is handed, with the rest of its mailbox, to the waiting lane
 // (lane.go), bounded goroutines of their own, so that a stuck owner does
 // not take the workers from every other connection. Replies and
 // notifications go back through gnet's AsyncWrite.

@@ -39,10 +39,13 @@ func (n *Node) drain(c *client, offload bool) {
 
 // mayWait reports whether carrying out j may wait on another machine: a
 // call to the UAID's owner node (or a wait for its partition's records
-// during a handoff), or an upstream push service's register. Those go to
-// the waiting lane. What waits only on this node's own store stays on the
-// workers: handing it over costs more than the wait saves there, and a
-// stuck store holds up every connection anyway.
+// during a handoff), a register or unregister that an owner replicates to
+// the other nodes of the preference list, or an upstream push service's
+// register. Those go to the waiting lane. What waits only on this node's
+// own store stays on the workers (a standalone node's messages, and acks
+// and closes of UAIDs it owns, whose replication does not wait): handing
+// it over costs more than the wait saves there, and a stuck store holds up
+// every connection anyway.
 func (n *Node) mayWait(c *client, j *job) bool {
 	if n.cfg.Upstream != nil && j.kind == jobMessage &&
 		(j.msg.Type == protocol.TypeRegister || j.msg.Type == protocol.TypeUnregister) {
@@ -60,9 +63,11 @@ func (n *Node) mayWait(c *client, j *job) bool {
 		return c.helloDone && (c.multi || !n.servesHere(c.uaid))
 	}
 	switch j.msg.Type {
-	case protocol.TypeHello:
-		return true // its UAID, maybe a new one, may be owned anywhere
-	case protocol.TypeRegister, protocol.TypeUnregister, protocol.TypeAck:
+	case protocol.TypeHello, protocol.TypeRegister, protocol.TypeUnregister:
+		// A hello's UAID, maybe a new one, may be owned anywhere; an
+		// owner's register waits for its replicas.
+		return true
+	case protocol.TypeAck:
 		return c.multi || !n.servesHere(c.uaid)
 	}
 	return false

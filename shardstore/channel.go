@@ -22,10 +22,11 @@ type Channel struct {
 // Register creates the channel (uaid, chid) if absent. An existing
 // registration returns created=false and no error. It returns
 // ErrTooManyChannels when chid is new and the UAID already has MaxChannels
-// channels, counted with a scan bounded by MaxChannels live channels and as
-// many tombstones. A channel id registered again after an unregister starts
-// over (no version accepted yet) in its tombstone's generation plus one. A
-// new registration is durable (synced) before Register returns.
+// live channels. A registration starts over (no version accepted yet) in
+// the generation after the highest of the UAID's channel records, live or
+// tombstone, so it is newer than any tombstone of its channel id anywhere,
+// also one this store has trimmed (see trimTombstones). A new
+// registration is durable (synced) before Register returns.
 //
 // Register is a read-modify-write: the caller serialises it with the other
 // writes of the same UAID.
@@ -41,7 +42,7 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	if err != nil || ok && !old.dead {
 		return false, err
 	}
-	n, err := s.countChannels(&p, s.maxChannels)
+	n, maxGen, any, err := s.census(&p)
 	if err != nil {
 		return false, err
 	}
@@ -50,10 +51,10 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	}
 
 	var rec channelRecord // version 0, nothing pending
-	if ok && old.gen < math.MaxUint32 {
-		rec.gen = old.gen + 1
-	} else if ok {
-		rec.gen = old.gen
+	if any && maxGen < math.MaxUint32 {
+		rec.gen = maxGen + 1
+	} else if any {
+		rec.gen = maxGen
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -89,26 +90,37 @@ func isTombstone(v []byte) bool {
 	return len(v) >= 2 && v[0] == channelEncV2 && v[1]&flagDead != 0
 }
 
-// countChannels counts the UAID's live channels, stopping at limit.
-func (s *Store) countChannels(p *prefix, limit int) (n int, err error) {
+// census scans the UAID's channel records: live counts the registrations,
+// maxGen is the highest generation of any record, live or tombstone, and
+// any reports whether there is a record at all. The scan is bounded by
+// MaxChannels live channels and as many tombstones (more only after a
+// merge).
+func (s *Store) census(p *prefix) (live int, maxGen uint32, any bool, err error) {
 	it, err := s.channelIter(p)
 	if err != nil {
-		return 0, fmt.Errorf("shardstore: count channels: %w", err)
+		return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
 	}
-	for valid := it.First(); valid && n < limit; valid = it.Next() {
+	for valid := it.First(); valid; valid = it.Next() {
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return 0, fmt.Errorf("shardstore: count channels: %w", err)
+			return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
 		}
-		if !isTombstone(v) {
-			n++
+		rec, err := decodeChannel(v)
+		if err != nil {
+			_ = it.Close()
+			return 0, 0, false, fmt.Errorf("shardstore: channel census: key %x: %w", it.Key(), err)
+		}
+		any = true
+		maxGen = max(maxGen, rec.gen)
+		if !rec.dead {
+			live++
 		}
 	}
 	if err := it.Close(); err != nil {
-		return 0, fmt.Errorf("shardstore: count channels: %w", err)
+		return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
 	}
-	return n, nil
+	return live, maxGen, any, nil
 }
 
 // Unregister ends the channel (uaid, chid): its pending version and data
@@ -160,13 +172,20 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 }
 
 // trimTombstones adds to b the deletion of the UAID's oldest tombstones
-// beyond the newest keep (ties broken by channel id).
+// beyond the newest keep (ties broken by channel id). A tombstone of the
+// UAID's highest generation is never deleted: it keeps the next
+// registration's generation above every tombstone trimmed here and still
+// held by another node, whose copy would otherwise beat it in a merge.
 func (s *Store) trimTombstones(b *pebble.Batch, p *prefix, keep int) error {
 	type tomb struct {
-		id uuid.UUID
-		at int64
+		id  uuid.UUID
+		at  int64
+		gen uint32
 	}
-	var tombs []tomb
+	var (
+		tombs  []tomb
+		maxGen uint32
+	)
 	it, err := s.channelIter(p)
 	if err != nil {
 		return fmt.Errorf("shardstore: trim tombstones: %w", err)
@@ -177,20 +196,21 @@ func (s *Store) trimTombstones(b *pebble.Batch, p *prefix, keep int) error {
 			_ = it.Close()
 			return fmt.Errorf("shardstore: trim tombstones: %w", err)
 		}
-		if !isTombstone(v) {
-			continue
-		}
 		rec, err := decodeChannel(v)
 		id, ok := channelIDFromKey(it.Key())
 		if err != nil || !ok {
 			_ = it.Close()
 			return fmt.Errorf("shardstore: trim tombstones: %w: key %x: %w", ErrCorrupt, it.Key(), err)
 		}
-		tombs = append(tombs, tomb{id, rec.unregAt})
+		maxGen = max(maxGen, rec.gen)
+		if rec.dead {
+			tombs = append(tombs, tomb{id, rec.unregAt, rec.gen})
+		}
 	}
 	if err := it.Close(); err != nil {
 		return fmt.Errorf("shardstore: trim tombstones: %w", err)
 	}
+	tombs = slices.DeleteFunc(tombs, func(t tomb) bool { return t.gen == maxGen })
 	if len(tombs) <= keep {
 		return nil
 	}

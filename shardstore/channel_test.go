@@ -120,7 +120,8 @@ func TestUnregister(t *testing.T) {
 		t.Errorf("Ack brought the channel back: %+v", rec)
 	}
 	// The freed slot can be used again; re-registering starts from scratch,
-	// in the next generation, which Put and Ack keep.
+	// in the generation after the UAID's highest (c2's 1), which Put and
+	// Ack keep.
 	if created, err := s.Register(u, c1); !created || err != nil {
 		t.Errorf("Register after Unregister = %v, %v", created, err)
 	}
@@ -134,8 +135,8 @@ func TestUnregister(t *testing.T) {
 	if err := s.Ack(u, []Ack{{Channel: c1, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := rawChannel(t, s, u, c1); rec.dead || rec.gen != 1 || rec.version != 1 || rec.pending != 0 {
-		t.Errorf("re-registered record after Put and Ack = %+v, want generation 1, version 1 acked", rec)
+	if rec, _ := rawChannel(t, s, u, c1); rec.dead || rec.gen != 2 || rec.version != 1 || rec.pending != 0 {
+		t.Errorf("re-registered record after Put and Ack = %+v, want generation 2, version 1 acked", rec)
 	}
 }
 

@@ -48,7 +48,8 @@
 // registration of generation 0, nearly all of them), in encoding 2
 // otherwise. Unregister leaves a tombstone (see record.go): a merge with a
 // copy of the registration from another node keeps the tombstone, so an
-// unregistered channel never comes back.
+// unregistered channel never comes back, and a later registration of its
+// channel id, in a higher generation, beats the tombstone.
 //
 // # Concurrency
 //

@@ -35,8 +35,8 @@ const (
 	//	[1]     flags: bit 0 as in encoding 1; bit 1 set on a tombstone
 	//	[2:10]  highest accepted version, big-endian
 	//	[10:18] pending version, big-endian, 0 = none (always 0 on a tombstone)
-	//	[18:22] generation, big-endian: how many times the channel id was
-	//	        unregistered before this registration
+	//	[18:22] generation, big-endian: above every other channel record
+	//	        of the UAID when the registration was made
 	//	[22:30] tombstone: when the channel was unregistered, Unix seconds;
 	//	        0 on a live registration
 	//	[30:]   data, as in encoding 1 (never on a tombstone)
@@ -57,9 +57,9 @@ type channelRecord struct {
 	hasData bool
 	data    []byte // aliases the decoded buffer
 
-	// gen is the registration's generation: a channel id registered again
-	// after an unregister takes its tombstone's generation plus one, so a
-	// merge can tell the newer of two records (see importChannel).
+	// gen is the registration's generation: a registration takes one
+	// above every channel record of its UAID (Register), so a merge can
+	// tell the newer of two records of a channel id (see newerChannel).
 	gen uint32
 	// dead marks a tombstone: the channel was unregistered at unregAt
 	// (Unix seconds). A tombstone keeps the highest accepted version and

@@ -142,8 +142,8 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     matching the UAID bytes, a value that decodes). If any is bad, Import
 //     returns an error wrapping ErrBadRecord and writes nothing.
 //   - Channel record: taken when absent locally. When present, the one of
-//     the higher generation is kept (a channel id registered again after
-//     an unregister is a new generation). In one generation a tombstone
+//     the higher generation is kept (a registration's generation is above
+//     every channel record its UAID had, see Register). In one generation a tombstone
 //     beats a registration: the unregister came after it, and keeping the
 //     registration would bring the channel back; of two tombstones the
 //     local one stays. Of two registrations the one with the higher
