@@ -11,9 +11,9 @@ const laneIdle = 10 * time.Second
 
 // waitLane carries out, off the workers, client messages that may wait on
 // another machine (a call to the UAID's owner node or its replicas, an
-// upstream's register: see Node.mayWait), so that a stuck owner or upstream holds up
-// only the connections whose messages wait on it, not the few workers that
-// serve every connection. Each job runs with the rest of its connection's
+// upstream's register: see Node.mayWait), so that a stuck owner or
+// upstream holds up only the connections whose messages wait on it, not
+// the few workers that serve every connection. Each job runs with the rest of its connection's
 // mailbox, so a connection's jobs stay in order.
 //
 // Its goroutines outlive their job, up to laneIdle without another: a

@@ -64,7 +64,7 @@ func newNodeMetrics() *nodeMetrics {
 		unregisters:       r.Counter("pushd_unregisters_total", "Channels unregistered."),
 		notifications:     r.Counter("pushd_notifications_sent_total", "UPDATE messages (notification or update) sent to clients."),
 		acks:              r.Counter("pushd_acks_total", "Ack messages received."),
-		laneJobs:          r.Counter("pushd_wait_lane_jobs_total", "Client messages that may wait carried out off the workers, on a goroutine of the waiting lane."),
+		laneJobs:          r.Counter("pushd_wait_lane_jobs_total", "Client messages that may wait on another machine handed, with the rest of their connection's mailbox, from the workers to the waiting lane."),
 		queueDrops:        r.Counter("pushd_acks_dropped_total", "Acks dropped because their UAID already had as many queued behind a running operation as it may (the versions stay pending)."),
 		superseded:        r.Counter("pushd_superseded_total", "Connections closed because a newer one said hello with the same UAID."),
 		slowClients:       r.Counter("pushd_slow_clients_total", "Connections closed because their unsent output grew past the bound."),

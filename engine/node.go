@@ -183,7 +183,7 @@ func (n *Node) registerGauges() {
 	r := n.metrics.reg
 	r.GaugeFunc("pushd_connection_cap", "Client connections this node accepts before refusing.", func() float64 { return float64(n.maxConns) })
 	r.GaugeFunc("pushd_connections_in_setup", "Client connections whose first hello arrived and is not yet answered.", func() float64 { return float64(n.setup.inflight.Load()) })
-	r.GaugeFunc("pushd_wait_lane_busy", "Client messages being carried out on the waiting lane (see pushd_wait_lane_jobs_total).", func() float64 { return float64(n.lane.busy.Load()) })
+	r.GaugeFunc("pushd_wait_lane_busy", "Waiting-lane goroutines carrying out a connection's messages now.", func() float64 { return float64(n.lane.busy.Load()) })
 	r.GaugeFunc("pushd_gc_percent", "The Go GC target the node set (-gc-percent, or -gc-percent-busy while delivering).", func() float64 { return float64(n.gc.current.Load()) })
 	r.GaugeFunc("pushd_setup_limit", "Connections in set-up at which the node stops accepting until some finish (0: no bound).", func() float64 { return float64(max(n.setup.limit.Load(), 0)) })
 	r.GaugeFunc("pushd_uaids_connected", "UAIDs with a connection on this node.", func() float64 { return float64(n.hub.n.Load()) })
