@@ -42,7 +42,7 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	if err != nil || ok && !old.dead {
 		return false, err
 	}
-	n, maxGen, any, err := s.census(&p)
+	n, maxGen, found, err := s.census(&p)
 	if err != nil {
 		return false, err
 	}
@@ -51,9 +51,9 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 	}
 
 	var rec channelRecord // version 0, nothing pending
-	if any && maxGen < math.MaxUint32 {
+	if found && maxGen < math.MaxUint32 {
 		rec.gen = maxGen + 1
-	} else if any {
+	} else if found {
 		rec.gen = maxGen
 	}
 	b := s.db.NewBatch()
@@ -92,10 +92,10 @@ func isTombstone(v []byte) bool {
 
 // census scans the UAID's channel records: live counts the registrations,
 // maxGen is the highest generation of any record, live or tombstone, and
-// any reports whether there is a record at all. The scan is bounded by
+// found reports whether there is a record at all. The scan is bounded by
 // MaxChannels live channels and as many tombstones (more only after a
 // merge).
-func (s *Store) census(p *prefix) (live int, maxGen uint32, any bool, err error) {
+func (s *Store) census(p *prefix) (live int, maxGen uint32, found bool, err error) {
 	it, err := s.channelIter(p)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
@@ -111,7 +111,7 @@ func (s *Store) census(p *prefix) (live int, maxGen uint32, any bool, err error)
 			_ = it.Close()
 			return 0, 0, false, fmt.Errorf("shardstore: channel census: key %x: %w", it.Key(), err)
 		}
-		any = true
+		found = true
 		maxGen = max(maxGen, rec.gen)
 		if !rec.dead {
 			live++
@@ -120,7 +120,7 @@ func (s *Store) census(p *prefix) (live int, maxGen uint32, any bool, err error)
 	if err := it.Close(); err != nil {
 		return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
 	}
-	return live, maxGen, any, nil
+	return live, maxGen, found, nil
 }
 
 // Unregister ends the channel (uaid, chid): its pending version and data
