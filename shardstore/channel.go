@@ -71,14 +71,15 @@ func (s *Store) Register(uaid, chid uuid.UUID) (created bool, err error) {
 }
 
 // channelIter returns an iterator over exactly the UAID's channel records,
-// tombstones included. The caller must close it.
-func (s *Store) channelIter(p *prefix) (*pebble.Iterator, error) {
+// tombstones included, as r holds them (the store, or an indexed batch
+// reading through its own writes). The caller must close it.
+func channelIter(r pebble.Reader, p *prefix) (*pebble.Iterator, error) {
 	// One allocation for both bounds, which the iterator keeps.
 	bounds := make([]byte, 2*uaidBoundLen)
 	lo, hi := p.bound(kindChannel), p.bound(kindChannel+1)
 	copy(bounds, lo[:])
 	copy(bounds[uaidBoundLen:], hi[:])
-	return s.db.NewIter(&pebble.IterOptions{
+	return r.NewIter(&pebble.IterOptions{
 		LowerBound: bounds[:uaidBoundLen:uaidBoundLen],
 		UpperBound: bounds[uaidBoundLen:],
 	})
@@ -93,10 +94,10 @@ func isTombstone(v []byte) bool {
 // census scans the UAID's channel records: live counts the registrations,
 // maxGen is the highest generation of any record, live or tombstone, and
 // found reports whether there is a record at all. The scan is bounded by
-// MaxChannels live channels and as many tombstones (more only after a
-// merge).
+// MaxChannels live channels and about as many tombstones (see
+// trimTombstones).
 func (s *Store) census(p *prefix) (live int, maxGen uint32, found bool, err error) {
-	it, err := s.channelIter(p)
+	it, err := channelIter(s.db, p)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("shardstore: channel census: %w", err)
 	}
@@ -165,18 +166,21 @@ func (s *Store) Unregister(uaid, chid uuid.UUID) (err error) {
 			}
 		}
 	}
-	if err := s.trimTombstones(b, &p, s.maxChannels-1); err != nil {
+	if err := trimTombstones(s.db, b, &p, s.maxChannels-1); err != nil {
 		return err
 	}
 	return s.commit(b, true)
 }
 
-// trimTombstones adds to b the deletion of the UAID's oldest tombstones
-// beyond the newest keep (ties broken by channel id). A tombstone of the
-// UAID's highest generation is never deleted: it keeps the next
-// registration's generation above every tombstone trimmed here and still
-// held by another node, whose copy would otherwise beat it in a merge.
-func (s *Store) trimTombstones(b *pebble.Batch, p *prefix, keep int) error {
+// trimTombstones adds to b the deletion of the UAID's oldest tombstones, as
+// r holds them, beyond the newest keep (ties broken by channel id). A
+// tombstone of the UAID's highest generation is never deleted, nor counted
+// in keep: it keeps the next registration's generation above every
+// tombstone trimmed here and still held by another node, whose copy would
+// otherwise beat it in a merge. Owners trim at Unregister, replicas and
+// new holders at Import, with the same rule, so every copy of a UAID holds
+// at most about MaxChannels tombstones.
+func trimTombstones(r pebble.Reader, b *pebble.Batch, p *prefix, keep int) error {
 	type tomb struct {
 		id  uuid.UUID
 		at  int64
@@ -186,7 +190,7 @@ func (s *Store) trimTombstones(b *pebble.Batch, p *prefix, keep int) error {
 		tombs  []tomb
 		maxGen uint32
 	)
-	it, err := s.channelIter(p)
+	it, err := channelIter(r, p)
 	if err != nil {
 		return fmt.Errorf("shardstore: trim tombstones: %w", err)
 	}
@@ -311,7 +315,7 @@ func (s *Store) readPending(p *prefix, id uuid.UUID) (Channel, error) {
 // appending to one cannot overwrite another.
 func (s *Store) scanChannels(uaid uuid.UUID) (chs []Channel, err error) {
 	p := uaidPrefix(uaid)
-	it, err := s.channelIter(&p)
+	it, err := channelIter(s.db, &p)
 	if err != nil {
 		return nil, fmt.Errorf("shardstore: scan channels: %w", err)
 	}

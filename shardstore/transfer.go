@@ -159,6 +159,10 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     exactly the channels with a pending version without a scan of the
 //     UAID's channels, which would step over every obsolete version of a
 //     hot channel record.
+//   - A UAID to which the merge wrote a tombstone has its tombstones
+//     trimmed like an owner's at Unregister (see trimTombstones), keeping
+//     the newest MaxChannels: without it a replica would keep every
+//     tombstone a client's register and unregister loop left on the owner.
 //
 // The merge may leave a UAID with more than Options.MaxChannels channels;
 // nothing is dropped to enforce it (Register refuses new ones).
@@ -193,6 +197,7 @@ func (s *Store) Import(kvs []KV) (err error) {
 	type change struct {
 		id      uuid.UUID
 		pending bool
+		dead    bool
 	}
 	var (
 		order   []prefix
@@ -200,13 +205,12 @@ func (s *Store) Import(kvs []KV) (err error) {
 	)
 	for _, kv := range kvs {
 		var (
-			wrote   bool
-			pending bool
-			err     error
+			wrote, pending, dead bool
+			err                  error
 		)
 		switch kv.Key[prefixLen] {
 		case kindChannel:
-			wrote, pending, err = importChannel(b, kv)
+			wrote, pending, dead, err = importChannel(b, kv)
 		case kindMeta:
 			err = importMeta(b, kv)
 		}
@@ -219,7 +223,7 @@ func (s *Store) Import(kvs []KV) (err error) {
 			if _, seen := changes[p]; !seen {
 				order = append(order, p)
 			}
-			changes[p] = append(changes[p], change{id, pending})
+			changes[p] = append(changes[p], change{id, pending, dead})
 		}
 	}
 	for _, p := range order {
@@ -227,8 +231,9 @@ func (s *Store) Import(kvs []KV) (err error) {
 		if err != nil {
 			return fmt.Errorf("shardstore: import: %w", err)
 		}
-		changed := false
+		changed, buried := false, false
 		for _, c := range changes[p] {
+			buried = buried || c.dead
 			var ch bool
 			if c.pending {
 				ids, ch = addPending(ids, c.id)
@@ -239,6 +244,11 @@ func (s *Store) Import(kvs []KV) (err error) {
 		}
 		if changed {
 			if err := writePendingSet(b, &p, ids); err != nil {
+				return fmt.Errorf("shardstore: import: %w", err)
+			}
+		}
+		if buried {
+			if err := trimTombstones(b, b, &p, s.maxChannels); err != nil {
 				return fmt.Errorf("shardstore: import: %w", err)
 			}
 		}
@@ -264,28 +274,29 @@ func batchPendingSet(b *pebble.Batch, p *prefix) ([]uuid.UUID, error) {
 }
 
 // importChannel merges one validated channel record into b and reports
-// whether it wrote it, and then whether it has a pending version.
-func importChannel(b *pebble.Batch, kv KV) (wrote, pending bool, err error) {
+// whether it wrote it, and then whether it has a pending version and
+// whether it is a tombstone.
+func importChannel(b *pebble.Batch, kv KV) (wrote, pending, dead bool, err error) {
 	in, _ := decodeChannel(kv.Value) // validated by checkRecord
 	cur, closer, err := b.Get(kv.Key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
-		return false, false, fmt.Errorf("get channel: %w", err)
+		return false, false, false, fmt.Errorf("get channel: %w", err)
 	default:
 		local, derr := decodeChannel(cur)
 		_ = closer.Close()
 		if derr != nil {
-			return false, false, fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
+			return false, false, false, fmt.Errorf("local channel %x: %w", kv.Key[channelIDOff:], derr)
 		}
 		if !newerChannel(in, local) {
-			return false, false, nil
+			return false, false, false, nil
 		}
 	}
 	if err := b.Set(kv.Key, kv.Value, nil); err != nil {
-		return false, false, fmt.Errorf("set channel: %w", err)
+		return false, false, false, fmt.Errorf("set channel: %w", err)
 	}
-	return true, in.pending != 0, nil
+	return true, in.pending != 0, in.dead, nil
 }
 
 // newerChannel reports whether the incoming channel record in replaces the

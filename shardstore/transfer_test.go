@@ -948,12 +948,13 @@ func TestRecordsReplicateWrites(t *testing.T) {
 }
 
 // TestRegistrationAfterTrimBeatsAReplicasTombstone: the owner trims a
-// channel's tombstone that a replica still holds (replicas merge, they do
-// not trim); registering the channel id again must still win the merges
-// both ways, not lose to the old tombstone.
+// channel's tombstone that a replica still holds (here one with a higher
+// channel limit; also one that missed the later unregisters); registering
+// the channel id again must still win the merges both ways, not lose to
+// the old tombstone.
 func TestRegistrationAfterTrimBeatsAReplicasTombstone(t *testing.T) {
 	owner := newStore(t, Options{MaxChannels: 2})
-	replica := newStore(t, Options{MaxChannels: 2})
+	replica := newStore(t, Options{MaxChannels: 8})
 	u := id(1)
 	sync := func(chid uuid.UUID) {
 		t.Helper()
@@ -1029,5 +1030,54 @@ func TestTrimKeepsTheHighestGeneration(t *testing.T) {
 	mustImport(t, replica, kvs)
 	if _, ok, err := replica.Channel(u, id(12)); !ok || err != nil {
 		t.Errorf("replica after the registration: ok %v, err %v; want the channel", ok, err)
+	}
+}
+
+// TestImportTrimsTombstones: a replica that is sent each tombstone of a
+// register and unregister loop keeps as many as the owner does, plus the
+// one of the highest generation, and so does a store that takes them all
+// in one handoff page.
+func TestImportTrimsTombstones(t *testing.T) {
+	owner := newStore(t, Options{MaxChannels: 3})
+	replica := newStore(t, Options{MaxChannels: 3})
+	clock := time.Unix(1_800_000_000, 0)
+	owner.now = func() time.Time { return clock }
+	u := id(1)
+	tombs := func(s *Store) (ids []byte) {
+		for i := range byte(6) {
+			if rec, ok := rawChannel(t, s, u, id(30-i)); ok && rec.dead {
+				ids = append(ids, 30-i)
+			}
+		}
+		return ids
+	}
+	for i := range byte(6) {
+		c := id(30 - i)
+		mustRegister(t, owner, u, c)
+		if err := owner.Unregister(u, c); err != nil {
+			t.Fatal(err)
+		}
+		kvs, err := owner.Records(u, []uuid.UUID{c}, false)
+		if err != nil || len(kvs) != 1 {
+			t.Fatalf("unregister %d: records %v, %v", i, kvs, err)
+		}
+		mustImport(t, replica, kvs)
+		clock = clock.Add(time.Second)
+	}
+	if got, want := tombs(owner), []byte{27, 26, 25}; !slices.Equal(got, want) {
+		t.Errorf("owner's tombstones %v, want %v", got, want)
+	}
+	if got, want := tombs(replica), []byte{28, 27, 26, 25}; !slices.Equal(got, want) {
+		t.Errorf("replica's tombstones %v, want %v", got, want)
+	}
+
+	page, _, err := replica.Export(0, math.MaxUint64, nil, 1000, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := newStore(t, Options{MaxChannels: 2})
+	mustImport(t, holder, page)
+	if got, want := tombs(holder), []byte{27, 26, 25}; !slices.Equal(got, want) {
+		t.Errorf("new holder's tombstones %v, want %v", got, want)
 	}
 }
