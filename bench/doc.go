@@ -9,7 +9,8 @@
 //   - Idle: node RSS per idle connection after hello + one register,
 //     against a bare gnet + gobwas/ws holder.
 //   - Throughput: PUT -> delivered -> acked per second against a bare
-//     fasthttp PUT handler answering the same client.
+//     fasthttp PUT handler answering the same client, and against the
+//     same cycle made of the design's pieces alone (the parts baseline).
 //   - Latency: PUT -> notification percentiles, open loop, at half the
 //     maximum rate.
 //   - Cluster: the PUT path through a non-owner node against the owner's

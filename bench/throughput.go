@@ -44,13 +44,19 @@ type ThroughputResult struct {
 	BaselinePuts float64
 	// Ratio is PushdCycles / BaselinePuts.
 	Ratio float64
+	// PartsCycles is the cycles per second of the parts baseline (see
+	// RunBaselineParts): the same cycle made of pushd's design pieces
+	// alone, with the same clients.
+	PartsCycles float64
 	// Errors counts failed cycles (non-200 answers, lost notifications).
 	Errors int64
 	// PushdCPU and BaselineCPU are the server processes' CPU time per
 	// cycle / per PUT during the measured phase; SelfCPU and
 	// BaselineSelfCPU are the load generator's per operation in the pushd
-	// and the baseline phase.
+	// and the baseline phase; PartsCPU and PartsSelfCPU the same for the
+	// parts baseline.
 	PushdCPU, BaselineCPU, SelfCPU, BaselineSelfCPU time.Duration
+	PartsCPU, PartsSelfCPU                          time.Duration
 }
 
 // ClientBound is the ratio the load generator leaves room for when both
@@ -66,10 +72,14 @@ func (r ThroughputResult) ClientBound() float64 {
 	return float64(r.BaselineCPU+r.BaselineSelfCPU) / float64(r.SelfCPU)
 }
 
-var baselineReady = regexp.MustCompile(regexp.QuoteMeta(BaselineHTTPReady) + `(\S+)`)
+var (
+	baselineReady = regexp.MustCompile(regexp.QuoteMeta(BaselineHTTPReady) + `(\S+)`)
+	partsReady    = regexp.MustCompile(regexp.QuoteMeta(BaselinePartsReady) + ` ws=(\S+) http=(\S+)`)
+)
 
-// RunThroughput measures the bare fasthttp PUT handler and then pushd with
-// the same HTTP client and the same number of closed loops.
+// RunThroughput measures the bare fasthttp PUT handler, then the parts
+// baseline, then pushd, with the same HTTP client and the same number of
+// closed loops.
 func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult, error) {
 	if cfg.Clients <= 0 {
 		cfg.Clients = 64
@@ -102,6 +112,10 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 		return res, fmt.Errorf("baseline: %w", err)
 	}
 
+	if res.PartsCycles, res.PartsCPU, res.PartsSelfCPU, err = partsPhase(ctx, cfg); err != nil {
+		return res, fmt.Errorf("parts baseline: %w", err)
+	}
+
 	node, err := startPushd(ctx, cfg.PushdBin, cfg.PushdArgs...)
 	if err != nil {
 		return res, err
@@ -121,6 +135,26 @@ func RunThroughput(ctx context.Context, cfg ThroughputConfig) (ThroughputResult,
 	}
 	res.Ratio = res.PushdCycles / res.BaselinePuts
 	return res, nil
+}
+
+// partsPhase runs the closed loops against the parts baseline.
+func partsPhase(ctx context.Context, cfg ThroughputConfig) (rate float64, serverCPU, selfCPU time.Duration, err error) {
+	srv, err := startProcess(ctx, partsReady, cfg.BenchBin, "baseline-parts", "-ws-addr", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer srv.stop()
+	devs, chids, paths, err := connectDevices(ctx, srv.addrs[0], cfg.Clients)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer closeDevices(devs)
+	var errs int64
+	rate, errs, serverCPU, selfCPU, err = closedLoops(ctx, cfg, srv, srv.addrs[1], paths, chids, devs)
+	if err == nil && errs > 0 {
+		err = fmt.Errorf("%d failed cycles", errs)
+	}
+	return rate, serverCPU, selfCPU, err
 }
 
 // closedLoops runs one loop per path: PUT the next version, and when devs

@@ -23,7 +23,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|cluster|failover|hellos|holder|baseline-http [flags]")
+		fmt.Fprintln(os.Stderr, "usage: pushbench idle|throughput|latency|cluster|failover|hellos|holder|baseline-http|baseline-parts [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -45,6 +45,12 @@ func run(ctx context.Context, cmd string, args []string) error {
 		addr := fs.String("addr", "127.0.0.1:0", "listen `address`")
 		_ = fs.Parse(args)
 		return bench.RunBaselineHTTP(ctx, *addr, os.Stdout)
+	case "baseline-parts":
+		wsAddr := fs.String("ws-addr", "127.0.0.1:0", "WebSocket listen `address`")
+		httpAddr := fs.String("http-addr", "127.0.0.1:0", "HTTP listen `address`")
+		dir := fs.String("dir", "", "`directory` for the store's temporary folder (default: the system's)")
+		_ = fs.Parse(args)
+		return bench.RunBaselineParts(ctx, *wsAddr, *httpAddr, *dir, os.Stdout)
 	case "throughput":
 		var cfg bench.ThroughputConfig
 		fs.StringVar(&cfg.PushdBin, "pushd", "bin/pushd", "pushd `binary`")
@@ -62,7 +68,10 @@ func run(ctx context.Context, cmd string, args []string) error {
 		fmt.Printf("bare fasthttp PUT handler: %.0f PUT/s\n", res.BaselinePuts)
 		fmt.Printf("pushd PUT -> delivered -> acked (synced writes): %.0f cycles/s (%d errors)\n", res.PushdCycles, res.Errors)
 		fmt.Printf("ratio pushd/baseline: %.2f\n", res.Ratio)
-		fmt.Printf("server CPU per operation: pushd %v per cycle, baseline %v per PUT; load generator %v per pushd cycle, %v per baseline PUT\n", res.PushdCPU, res.BaselineCPU, res.SelfCPU, res.BaselineSelfCPU)
+		fmt.Printf("parts baseline (the same cycle from fasthttp, gobwas/ws and Pebble alone, synced PUT writes): %.0f cycles/s, %.2f of the bare handler; pushd/parts %.2f\n",
+			res.PartsCycles, res.PartsCycles/res.BaselinePuts, res.Ratio*res.BaselinePuts/res.PartsCycles)
+		fmt.Printf("server CPU per operation: pushd %v per cycle, parts %v per cycle, baseline %v per PUT; load generator %v per pushd cycle, %v per parts cycle, %v per baseline PUT\n",
+			res.PushdCPU, res.PartsCPU, res.BaselineCPU, res.SelfCPU, res.PartsSelfCPU, res.BaselineSelfCPU)
 		fmt.Printf("bound set by the load generator where it shares the CPUs: %.2f (baseline server+client CPU per PUT / client CPU per pushd cycle)\n", res.ClientBound())
 		return nil
 	case "latency":
