@@ -26,8 +26,13 @@ type MultiConfig struct {
 	// runs on the connection's reader goroutine, one packet at a time.
 	OnUpdate func(packet map[uuid.UUID]map[uuid.UUID]uint64) (ack []uuid.UUID)
 	// MinBackoff and MaxBackoff bound the reconnect delay. Zero means 1s
-	// and 1m.
+	// and 1m. The delay starts over at MinBackoff once a connection has
+	// named all its UAIDs.
 	MinBackoff, MaxBackoff time.Duration
+	// RequestTimeout bounds each hello the connection sends on its own
+	// when it (re)connects, and each write. Zero means 30s. Register and
+	// Unregister are bounded by their context.
+	RequestTimeout time.Duration
 	// Logger receives connection errors. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -39,17 +44,25 @@ var ErrNotConnected = errors.New("client: not connected")
 // Multi is the seed's multi-UAID client, for relays: one WebSocket that
 // carries many user agents. Its methods are safe for concurrent use;
 // requests go one at a time on the connection.
+//
+// Replies carry no request id, so a request that gives up after sending
+// (its context ended) closes the connection: its reply could still come
+// and be taken for the next request's. Run reconnects.
 type Multi struct {
 	cfg MultiConfig
 
-	reqMu sync.Mutex // one request (and its reply) at a time
-	wmu   sync.Mutex // serialises writes on the connection
+	// reqSlot holds a token while a request (and its reply) is under way:
+	// one at a time, and a request waiting for the slot still ends with
+	// its context.
+	reqSlot chan struct{}
+	wmu     sync.Mutex // serialises writes on the connection
 
 	mu sync.Mutex
-	// conn, attached, replies: guarded by mu.
+	// conn, attached, replies, gone: guarded by mu.
 	conn     *websocket.Conn
 	attached map[uuid.UUID]bool // UAIDs named on conn
 	replies  chan map[string]any
+	gone     chan struct{} // closed when conn's reader stops
 }
 
 // NewMulti returns a multi-UAID client; call Run to connect.
@@ -63,22 +76,28 @@ func NewMulti(cfg MultiConfig) (*Multi, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = time.Minute
 	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.UAIDs == nil {
 		cfg.UAIDs = func() ([]uuid.UUID, error) { return nil, nil }
 	}
-	return &Multi{cfg: cfg}, nil
+	return &Multi{cfg: cfg, reqSlot: make(chan struct{}, 1)}, nil
 }
 
 // Run keeps the connection until ctx ends, reconnecting with back-off.
 func (m *Multi) Run(ctx context.Context) {
 	backoff := m.cfg.MinBackoff
 	for ctx.Err() == nil {
-		err := m.session(ctx)
+		named, err := m.session(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if named {
+			backoff = m.cfg.MinBackoff
 		}
 		m.cfg.Logger.Warn("multi-UAID connection lost", "err", err, "retry_in", backoff)
 		select {
@@ -90,11 +109,13 @@ func (m *Multi) Run(ctx context.Context) {
 	}
 }
 
-func (m *Multi) session(ctx context.Context) error {
+// session holds one connection until it fails or ctx ends; named reports
+// whether it got as far as naming all its UAIDs.
+func (m *Multi) session(ctx context.Context) (named bool, err error) {
 	d := websocket.Dialer{Subprotocols: []string{"push-notification"}, HandshakeTimeout: 10 * time.Second}
 	conn, _, err := d.DialContext(ctx, m.cfg.URL, nil)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
@@ -102,11 +123,11 @@ func (m *Multi) session(ctx context.Context) error {
 	conn.SetReadLimit(1 << 24)
 	all, err := m.cfg.UAIDs()
 	if err != nil {
-		return err
+		return false, err
 	}
-	replies := make(chan map[string]any, 1)
+	replies, gone := make(chan map[string]any, 1), make(chan struct{})
 	m.mu.Lock()
-	m.conn, m.attached, m.replies = conn, map[uuid.UUID]bool{}, replies
+	m.conn, m.attached, m.replies, m.gone = conn, map[uuid.UUID]bool{}, replies, gone
 	m.mu.Unlock()
 	defer func() {
 		m.mu.Lock()
@@ -114,14 +135,20 @@ func (m *Multi) session(ctx context.Context) error {
 		m.mu.Unlock()
 	}()
 	readErr := make(chan error, 1)
-	go func() { readErr <- m.read(conn, replies) }()
+	go func() {
+		readErr <- m.read(conn, replies)
+		close(gone)
+	}()
 	// Each multi-UAID hello adds to the connection: name them 500 at a time.
 	for i := 0; i == 0 || i < len(all); i += 500 {
-		if err := m.hello(ctx, all[i:min(i+500, len(all))]); err != nil {
-			return err
+		hctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
+		err := m.hello(hctx, all[i:min(i+500, len(all))])
+		cancel()
+		if err != nil {
+			return false, err
 		}
 	}
-	return <-readErr
+	return true, <-readErr
 }
 
 func (m *Multi) hello(ctx context.Context, uaids []uuid.UUID) error {
@@ -200,29 +227,44 @@ func decodePacket(v any) map[uuid.UUID]map[uuid.UUID]uint64 {
 	return out
 }
 
+// write sends v on conn within the request timeout: a server that stops
+// reading fails the write, and with it the connection.
 func (m *Multi) write(conn *websocket.Conn, v any) error {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
+	if err := conn.SetWriteDeadline(time.Now().Add(m.cfg.RequestTimeout)); err != nil {
+		return err
+	}
 	return conn.WriteJSON(v)
 }
 
 // request sends msg and waits for the reply of type want.
 func (m *Multi) request(ctx context.Context, msg map[string]any, want string) (map[string]any, error) {
-	m.reqMu.Lock()
-	defer m.reqMu.Unlock()
+	select {
+	case m.reqSlot <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-m.reqSlot }()
 	m.mu.Lock()
-	conn, replies := m.conn, m.replies
+	conn, replies, gone := m.conn, m.replies, m.gone
 	m.mu.Unlock()
 	if conn == nil {
 		return nil, ErrNotConnected
 	}
 	if err := m.write(conn, msg); err != nil {
+		conn.Close()
 		return nil, err
 	}
 	for {
 		select {
 		case <-ctx.Done():
+			// The reply may still come and would answer the next
+			// request: start over on a new connection.
+			conn.Close()
 			return nil, ctx.Err()
+		case <-gone:
+			return nil, ErrNotConnected
 		case r := <-replies:
 			if r["messageType"] != want {
 				continue
