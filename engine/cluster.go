@@ -787,12 +787,24 @@ func (n *Node) replicate(u uuid.UUID, chids []uuid.UUID, meta bool) error {
 	return n.callAll(targets, mReplicate, b)
 }
 
+// maxAckCalls bounds the ack replications under way at once. At the 5 s
+// call timeout, a replica that stopped answering holds one per ack for that
+// long; beyond the bound acks are not replicated.
+const maxAckCalls = 4096
+
 // replicateAck clears acknowledged versions on u's replicas, without
 // waiting: a replica that misses it sends the version again after a
-// failover, which at-least-once delivery allows.
+// failover, which at-least-once delivery allows. For the same reason it
+// drops the ack when maxAckCalls are under way.
 func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
 	targets := n.replicaTargets(u)
 	if len(targets) == 0 {
+		return
+	}
+	select {
+	case n.ackCalls <- struct{}{}:
+	default:
+		n.metrics.ackReplicationsDropped.Inc()
 		return
 	}
 	var b wbuf
@@ -802,11 +814,15 @@ func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
 		b.uuid(a.Channel)
 		b.u64(a.Version)
 	}
-	n.goAsync(func() {
+	started := n.goAsync(func() {
+		defer func() { <-n.ackCalls }()
 		if err := n.callAll(targets, mReplicaAck, b); err != nil {
 			n.log.Debug("replicating ack", "uaid", u, "err", err)
 		}
 	})
+	if !started {
+		<-n.ackCalls
+	}
 }
 
 // callAll makes the same call to every target at once and returns the
@@ -858,7 +874,8 @@ func (n *Node) serveClusterCall(from string, method uint8, r *rbuf) ([]byte, err
 			return nil, errors.New("UAID busy")
 		}
 		defer n.locks.release(u)
-		return nil, n.store.Ack(u, acks)
+		_, err := n.store.Ack(u, acks)
+		return nil, err
 	case mReplicaUnregister:
 		// Sent by nodes that predate tombstones (which now travel in
 		// mReplicate); served so that their unregisters still land
@@ -921,18 +938,20 @@ func (n *Node) leave() {
 }
 
 // goAsync runs f, a call whose answer nobody waits for, on its own
-// goroutine, unless the node is stopping its calls (stopCluster).
-func (n *Node) goAsync(f func()) {
+// goroutine, unless the node is stopping its calls (stopCluster); it
+// reports whether it started f.
+func (n *Node) goAsync(f func()) bool {
 	n.asyncMu.RLock()
 	defer n.asyncMu.RUnlock()
 	if n.asyncDone {
-		return
+		return false
 	}
 	n.async.Add(1)
 	go func() {
 		defer n.async.Done()
 		f()
 	}()
+	return true
 }
 
 // stopCluster waits for calls without a waiter, and shuts the gossip and

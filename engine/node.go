@@ -82,6 +82,10 @@ type Node struct {
 	async     sync.WaitGroup
 	asyncMu   sync.RWMutex
 	asyncDone bool
+	// ackCalls holds a token per ack replication under way (replicateAck):
+	// past maxAckCalls they are dropped rather than let a slow replica
+	// pile up goroutines.
+	ackCalls chan struct{}
 
 	ready    atomic.Bool
 	shutdown atomic.Bool
@@ -105,6 +109,7 @@ func New(cfg Config) (*Node, error) {
 		endpointLimit: newRateLimiter(cfg.EndpointRate, int(cfg.EndpointRate)),
 		sourceLimit:   newRateLimiter(cfg.SourceRate, int(cfg.SourceRate)),
 		quit:          make(chan struct{}),
+		ackCalls:      make(chan struct{}, maxAckCalls),
 	}
 	limit, err := raiseFileLimit()
 	if err != nil {

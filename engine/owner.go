@@ -334,11 +334,14 @@ func (n *Node) ownerAck(h holder, u uuid.UUID, acks []shardstore.Ack) {
 
 // REQUIRES: u's slot held.
 func (n *Node) ackLocked(h holder, u uuid.UUID, acks []shardstore.Ack) {
-	if err := n.store.Ack(u, acks); err != nil {
+	cleared, err := n.store.Ack(u, acks)
+	if err != nil {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
 	}
-	n.replicateAck(u, acks)
+	if cleared > 0 { // an ack of nothing pending is not worth a call
+		n.replicateAck(u, acks)
+	}
 	f := n.locks.flightOf(u)
 	if f == nil || !f.to.is(h) {
 		return
@@ -396,11 +399,14 @@ func (n *Node) ackFlightLocked(h holder, u uuid.UUID) {
 	for i, s := range f.sent {
 		sacks[i] = shardstore.Ack{Channel: s.ChannelID, Version: s.Version}
 	}
-	if err := n.store.Ack(u, sacks); err != nil {
+	cleared, err := n.store.Ack(u, sacks)
+	if err != nil {
 		n.log.Error("ack", "uaid", u, "err", err)
 		return
 	}
-	n.replicateAck(u, sacks)
+	if cleared > 0 {
+		n.replicateAck(u, sacks)
+	}
 	if n.locks.setFlight(u, nil) {
 		if !h.none() {
 			n.sendPendingLocked(h, u)

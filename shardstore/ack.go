@@ -15,7 +15,8 @@ type Ack struct {
 // Ack clears the pending version (and its data) of each acked channel whose
 // pending version is <= the acked version; a newer pending version stays.
 // Unknown channels and channels with nothing pending are ignored. The
-// highest accepted version is kept.
+// highest accepted version is kept. cleared counts the acks that cleared
+// a pending version: 0 means Ack changed nothing (and wrote nothing).
 //
 // The write is not synced: a crash may lose it, which only causes a
 // redelivery that clients tolerate. It can never lose a newer pending
@@ -23,12 +24,12 @@ type Ack struct {
 //
 // Ack is a read-modify-write: the caller serialises it with the other writes
 // of the same UAID. acks is read only during the call.
-func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
+func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (cleared int, err error) {
 	if len(acks) == 0 {
-		return nil
+		return 0, nil
 	}
 	if err := s.enter(); err != nil {
-		return err
+		return 0, err
 	}
 	defer s.exit(&err)
 
@@ -44,21 +45,22 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 		key := p.channelKey(a.Channel)
 		rec, ok, err := s.readChannel(key[:], false)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if !ok || rec.pending == 0 || rec.pending > a.Version {
 			continue // a tombstone has nothing pending
 		}
-		cleared := channelRecord{version: rec.version, gen: rec.gen}
-		op := b.SetDeferred(len(key), cleared.encodedLen())
+		clear := channelRecord{version: rec.version, gen: rec.gen}
+		op := b.SetDeferred(len(key), clear.encodedLen())
 		copy(op.Key, key[:])
-		cleared.encodeTo(op.Value)
+		clear.encodeTo(op.Value)
 		if err := op.Finish(); err != nil {
-			return fmt.Errorf("shardstore: ack: %w", err)
+			return 0, fmt.Errorf("shardstore: ack: %w", err)
 		}
+		cleared++
 		if !idsRead {
 			if ids, err = s.readPendingSet(&p); err != nil {
-				return err
+				return 0, err
 			}
 			idsRead = true
 		}
@@ -67,12 +69,15 @@ func (s *Store) Ack(uaid uuid.UUID, acks []Ack) (err error) {
 		changed = changed || removed
 	}
 	if b.Empty() {
-		return nil
+		return 0, nil
 	}
 	if changed {
 		if err := writePendingSet(b, &p, ids); err != nil {
-			return fmt.Errorf("shardstore: ack: %w", err)
+			return 0, fmt.Errorf("shardstore: ack: %w", err)
 		}
 	}
-	return s.commitCaching(b, false, true)
+	if err := s.commitCaching(b, false, true); err != nil {
+		return 0, err
+	}
+	return cleared, nil
 }

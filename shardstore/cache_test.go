@@ -83,7 +83,7 @@ func TestRecordCacheMatchesUncachedStore(t *testing.T) {
 			}
 			both(fmt.Sprintf("%d Put v%d", step, v), func(s *Store) (any, error) { return s.Put(u, c, Put{Version: v, Data: data}) })
 		case r < 80:
-			both(fmt.Sprintf("%d Ack v%d", step, v), func(s *Store) (any, error) { return nil, s.Ack(u, []Ack{{c, v}}) })
+			both(fmt.Sprintf("%d Ack v%d", step, v), func(s *Store) (any, error) { n, err := s.Ack(u, []Ack{{c, v}}); return n, err })
 		case r < 90:
 			both(fmt.Sprintf("%d Pending", step), func(s *Store) (any, error) { return s.Pending(u) })
 		case r < 97:
@@ -92,7 +92,7 @@ func TestRecordCacheMatchesUncachedStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			if rng.IntN(2) == 0 {
-				if err := source.Ack(u, []Ack{{c, v + 5}}); err != nil {
+				if _, err := source.Ack(u, []Ack{{c, v + 5}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -155,7 +155,7 @@ func TestRecordCacheConcurrentReadersAndWriters(t *testing.T) {
 					return
 				}
 				if v%3 != 0 {
-					if err := s.Ack(u, []Ack{{c, v}}); err != nil {
+					if _, err := s.Ack(u, []Ack{{c, v}}); err != nil {
 						errs <- err
 						return
 					}

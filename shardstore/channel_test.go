@@ -113,7 +113,7 @@ func TestUnregister(t *testing.T) {
 	if chs, err := s.Channels(u); err != nil || len(chs) != 1 || chs[0].ID != c2 {
 		t.Errorf("Channels after Unregister = %+v, %v; want only %s", chs, err, c2)
 	}
-	if err := s.Ack(u, []Ack{{Channel: c1, Version: 3}}); err != nil {
+	if _, err := s.Ack(u, []Ack{{Channel: c1, Version: 3}}); err != nil {
 		t.Errorf("Ack of the unregistered channel: %v", err)
 	}
 	if rec, _ := rawChannel(t, s, u, c1); !rec.dead {
@@ -132,7 +132,7 @@ func TestUnregister(t *testing.T) {
 	if ch := mustChannel(t, s, u, c1); !sameChannel(ch, Channel{ID: c1, Version: 1, Pending: 1, Data: []byte("again")}) {
 		t.Errorf("re-registered channel after Put = %+v", ch)
 	}
-	if err := s.Ack(u, []Ack{{Channel: c1, Version: 1}}); err != nil {
+	if _, err := s.Ack(u, []Ack{{Channel: c1, Version: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	if rec, _ := rawChannel(t, s, u, c1); rec.dead || rec.gen != 2 || rec.version != 1 || rec.pending != 0 {
@@ -228,7 +228,7 @@ func TestPending(t *testing.T) {
 	mustPut(t, s, u, id(12), Put{Version: 2, Data: []byte{}})
 	mustPut(t, s, u, id(14), Put{Version: 4})
 	mustPut(t, s, u, id(13), Put{Version: 3, Data: []byte("gone")})
-	if err := s.Ack(u, []Ack{{Channel: id(13), Version: 3}}); err != nil {
+	if _, err := s.Ack(u, []Ack{{Channel: id(13), Version: 3}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Pending(u)

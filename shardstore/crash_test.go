@@ -45,16 +45,16 @@ func TestCrashKeepsStoredPutsAndPendingVersions(t *testing.T) {
 			s := newStore(t, Options{FS: fs})
 			mustRegister(t, s, u, c)
 			mustPut(t, s, u, c, Put{Version: 1, Data: []byte("one")})
-			if err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil {
+			if _, err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			mustPut(t, s, u, c, Put{Version: 2, Data: []byte("two")})
 			// A late ack of version 1 must not clear version 2.
-			if err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil {
+			if _, err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil {
 				t.Fatal(err)
 			}
 			mustPut(t, s, u, c, Put{Version: 3, Data: []byte("three")})
-			if err := s.Ack(u, []Ack{{Channel: c, Version: 3}}); err != nil {
+			if _, err := s.Ack(u, []Ack{{Channel: c, Version: 3}}); err != nil {
 				t.Fatal(err)
 			}
 			if tc.syncAfter {
@@ -134,7 +134,7 @@ func TestCrashConcurrentPuts(t *testing.T) {
 						}
 						if rng.IntN(2) == 0 {
 							acked[g][c].Store(v)
-							if err := s.Ack(uaid(g), []Ack{{Channel: id(byte(c)), Version: v}}); err != nil {
+							if _, err := s.Ack(uaid(g), []Ack{{Channel: id(byte(c)), Version: v}}); err != nil {
 								t.Errorf("Ack: %v", err)
 								return
 							}

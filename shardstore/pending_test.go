@@ -74,11 +74,11 @@ func TestPendingIndexTracksChannels(t *testing.T) {
 	check("two pending")
 	put(chs[0], 2) // already pending: index unchanged
 	check("re-put")
-	if err := s.Ack(u, []Ack{{chs[0], 1}}); err != nil { // older ack: stays pending
+	if _, err := s.Ack(u, []Ack{{chs[0], 1}}); err != nil { // older ack: stays pending
 		t.Fatal(err)
 	}
 	check("stale ack")
-	if err := s.Ack(u, []Ack{{chs[0], 2}, {chs[1], 9}}); err != nil {
+	if _, err := s.Ack(u, []Ack{{chs[0], 2}, {chs[1], 9}}); err != nil {
 		t.Fatal(err)
 	}
 	delete(want, chs[0])
@@ -89,7 +89,7 @@ func TestPendingIndexTracksChannels(t *testing.T) {
 	}
 	delete(want, chs[2])
 	check("unregister")
-	if err := s.Ack(u, []Ack{{chs[3], 7}}); err != nil {
+	if _, err := s.Ack(u, []Ack{{chs[3], 7}}); err != nil {
 		t.Fatal(err)
 	}
 	delete(want, chs[3])

@@ -152,7 +152,7 @@ func BenchmarkAck(b *testing.B) {
 			setPendingNoSync(b, s, u, c, v)
 			acks[0].Version = v
 			b.StartTimer()
-			if err := s.Ack(u, acks); err != nil {
+			if _, err := s.Ack(u, acks); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -165,7 +165,7 @@ func BenchmarkAck(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for range b.N {
-			if err := s.Ack(u, acks); err != nil {
+			if _, err := s.Ack(u, acks); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -215,7 +215,7 @@ func BenchmarkCycle(b *testing.B) {
 							b.Error(err)
 							return
 						}
-						if err := s.Ack(u, []Ack{{id(1), v}}); err != nil {
+						if _, err := s.Ack(u, []Ack{{id(1), v}}); err != nil {
 							b.Error(err)
 							return
 						}

@@ -113,7 +113,7 @@ func TestCloseIsIdempotentAndRefusesCalls(t *testing.T) {
 	_, calls["Channels"] = s.Channels(u)
 	_, calls["Pending"] = s.Pending(u)
 	_, calls["Put"] = s.Put(u, c, Put{Version: 1})
-	calls["Ack"] = s.Ack(u, []Ack{{Channel: c, Version: 1}})
+	_, calls["Ack"] = s.Ack(u, []Ack{{Channel: c, Version: 1}})
 	calls["SetMeta"] = s.SetMeta(u, []byte("x"))
 	_, calls["Meta"] = s.Meta(u)
 	calls["DropUAID"] = s.DropUAID(u)
@@ -180,7 +180,7 @@ func TestReopen(t *testing.T) {
 	mustPut(t, s, u1, id(10), Put{Version: 5, Data: []byte("five")})
 	mustPut(t, s, u1, id(11), Put{Version: 7})
 	mustPut(t, s, u2, id(10), Put{Version: 9, Data: []byte{}})
-	if err := s.Ack(u1, []Ack{{Channel: id(11), Version: 7}}); err != nil {
+	if _, err := s.Ack(u1, []Ack{{Channel: id(11), Version: 7}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.SetMeta(u1, []byte("kick")); err != nil {
@@ -273,13 +273,13 @@ func TestStatsCountCommits(t *testing.T) {
 		mu.Unlock()
 	}})
 	u, c := id(1), id(2)
-	mustRegister(t, s, u, c)                                          // synced
-	mustPut(t, s, u, c, Put{Version: 1})                              // synced
-	mustPut(t, s, u, c, Put{Version: 1})                              // stale: no commit
-	if err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil { // not synced
+	mustRegister(t, s, u, c)                                             // synced
+	mustPut(t, s, u, c, Put{Version: 1})                                 // synced
+	mustPut(t, s, u, c, Put{Version: 1})                                 // stale: no commit
+	if _, err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil { // not synced
 		t.Fatal(err)
 	}
-	if err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil { // nothing to clear: no commit
+	if _, err := s.Ack(u, []Ack{{Channel: c, Version: 1}}); err != nil { // nothing to clear: no commit
 		t.Fatal(err)
 	}
 	st := s.Stats()

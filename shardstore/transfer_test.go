@@ -65,7 +65,7 @@ func fillTransferFixture(t testing.TB, s *Store, n int, seed uint64) transferFix
 				mustPut(t, s, u, c, Put{Version: v})
 			case 3:
 				mustPut(t, s, u, c, Put{Version: v, Data: []byte("acked")})
-				if err := s.Ack(u, []Ack{{Channel: c, Version: v}}); err != nil {
+				if _, err := s.Ack(u, []Ack{{Channel: c, Version: v}}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -323,7 +323,7 @@ func (c channelState) apply(t *testing.T, s *Store, u, ch uuid.UUID) {
 		mustPut(t, s, u, ch, Put{Version: c.version, Data: c.data})
 	}
 	if c.acked {
-		if err := s.Ack(u, []Ack{{Channel: ch, Version: c.version}}); err != nil {
+		if _, err := s.Ack(u, []Ack{{Channel: ch, Version: c.version}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -480,7 +480,7 @@ func TestImportMergeRules(t *testing.T) {
 		for _, ch := range chs {
 			acks = append(acks, Ack{Channel: ch.ID, Version: ch.Pending})
 		}
-		if err := dst.Ack(u, acks); err != nil {
+		if _, err := dst.Ack(u, acks); err != nil {
 			t.Fatal(err)
 		}
 		if chs, err := dst.Pending(u); err != nil || chs != nil {
@@ -934,7 +934,7 @@ func TestRecordsReplicateWrites(t *testing.T) {
 	put(b, 7)
 	put(a, 6)
 	// An acked record carries the ack too.
-	if err := owner.Ack(u, []Ack{{Channel: a, Version: 6}}); err != nil {
+	if _, err := owner.Ack(u, []Ack{{Channel: a, Version: 6}}); err != nil {
 		t.Fatal(err)
 	}
 	sync([]uuid.UUID{a}, false)

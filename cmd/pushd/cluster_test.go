@@ -733,3 +733,41 @@ func TestClusterStuckOwnerHoldsUpOnlyItsUAIDs(t *testing.T) {
 		t.Fatalf("hello answered %v while its owner is stopped", m)
 	}
 }
+
+// TestClusterAcksOfNothingPendingAreNotReplicated: the owner sends its
+// replicas the acks that cleared a pending version, not the ones that
+// cleared nothing (unknown channels, versions already acked), which a
+// device can send without end.
+func TestClusterAcksOfNothingPendingAreNotReplicated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 2) // -replicas 2: the other node holds every UAID too
+	const replicaAcks = `pushd_cluster_calls_total{method="replica_ack"}`
+	uaid := uaidOwnedBy(names(ms), ms[0].name)
+	dev := helloAs(t, ms[0].WSAddr, uaid, nil)
+	chid := uuid.NewString()
+	path := dev.register(chid)
+	if st, err := putVersion(t.Context(), ms[0].HTTPAddr, path, 3); err != nil || st != 200 {
+		t.Fatalf("PUT: %d %v", st, err)
+	}
+	if got := decodeUpdates(t, dev.read()); got[chid] != 3 {
+		t.Fatalf("notification %v, want version 3", got)
+	}
+	dev.ack(chid, 3)
+	for deadline := time.Now().Add(10 * time.Second); metric(t, ms[0].HTTPAddr, replicaAcks) < 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the ack of a pending version was not replicated")
+		}
+	}
+	for range 12 { // 24 messages: within the node's mailbox of 32
+		dev.ack(uuid.NewString(), 1)
+		dev.ack(chid, 3)
+	}
+	// Messages of a connection are carried out in order: once this
+	// register is answered, the acks before it have been.
+	dev.register(uuid.NewString())
+	if got := metric(t, ms[0].HTTPAddr, replicaAcks); got != 1 {
+		t.Errorf("%v ack replications, want 1: acks that cleared nothing were sent to the replica", got)
+	}
+}
