@@ -20,6 +20,7 @@ const (
 	kindMeta    byte = 0x01
 	kindChannel byte = 0x02
 	kindPending byte = 0x03
+	kindSeen    byte = 0x04
 	kindEnd     byte = 0xff
 )
 

@@ -68,8 +68,8 @@ func (s *Store) Meta(uaid uuid.UUID) (meta []byte, err error) {
 	return bytes.Clone(blob), nil
 }
 
-// DropUAID deletes every record of the UAID: channels, pending versions and
-// meta. It is durable (synced) before DropUAID returns; a UAID with no
+// DropUAID deletes every record of the UAID: channels, pending versions,
+// meta and seen. It is durable (synced) before DropUAID returns; a UAID with no
 // records costs no write. Point deletions of the UAID's keys are used rather
 // than a range tombstone, which would slow reads until compacted away.
 //

@@ -13,10 +13,11 @@ package shardstore
 // the arc that wraps past the top of the ring, [lo, MaxUint64] then
 // [0, hi], and Export walks it in that order.
 //
-// Only meta and channel records travel, tombstones of unregistered channels
-// included: they keep a merge from bringing a channel back. The pending index (kind 0x03) is
-// derived data: Export skips it and Import recomputes it, for every UAID it
-// touches, from the merged channel records.
+// Meta, channel and seen records travel, tombstones of unregistered
+// channels included: they keep a merge from bringing a channel back. The
+// pending index (kind 0x03) is derived data: Export skips it and Import
+// recomputes it, for every UAID it touches, from the merged channel
+// records.
 
 import (
 	"bytes"
@@ -62,7 +63,7 @@ func TransferUAIDs(kvs []KV) []uuid.UUID {
 	return out
 }
 
-// Export returns the meta and channel records of the UAIDs whose ring hash
+// Export returns the meta, channel and seen records of the UAIDs whose ring hash
 // is within [lo, hi] (inclusive; lo > hi wraps, see above), in key order,
 // starting after the key after (nil: from the start of the range). It
 // returns at most limit records and stops before a record that would take
@@ -153,6 +154,7 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     would deliver it again; when both are equal the local one.
 //   - Meta record (the KICK target): taken when absent locally, otherwise
 //     the local one is kept.
+//   - Seen record (see Touch): the later time is kept.
 //   - Pending index records are ignored. Each channel record written by the
 //     merge adds its channel to, or removes it from, its UAID's pending
 //     index (read by key, like Put and Ack do), so the index keeps naming
@@ -213,6 +215,8 @@ func (s *Store) Import(kvs []KV) (err error) {
 			wrote, pending, dead, err = importChannel(b, kv)
 		case kindMeta:
 			err = importMeta(b, kv)
+		case kindSeen:
+			err = importSeen(b, kv)
 		}
 		if err != nil {
 			return fmt.Errorf("shardstore: import: %w", err)
@@ -318,8 +322,9 @@ func newerChannel(in, local channelRecord) bool {
 }
 
 // Records returns, in transfer form, the stored records of uaid's channels
-// chids (those that exist) and, with meta, its meta record: what a write
-// of those records changed, for a replica to Import. Point lookups only.
+// chids (those that exist) and, with meta, its meta and seen records: what
+// a write of those records changed, for a replica to Import. Point lookups
+// only.
 func (s *Store) Records(uaid uuid.UUID, chids []uuid.UUID, meta bool) (kvs []KV, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -340,6 +345,10 @@ func (s *Store) Records(uaid uuid.UUID, chids []uuid.UUID, meta bool) (kvs []KV,
 	}
 	if meta {
 		key := p.metaKey()
+		if err := get(key[:]); err != nil {
+			return nil, err
+		}
+		key = p.bound(kindSeen)
 		if err := get(key[:]); err != nil {
 			return nil, err
 		}
@@ -411,8 +420,8 @@ func (s *Store) DropRanges(ranges []Range) (err error) {
 // CountRange returns the number of UAIDs with meta or channel records whose
 // ring hash is within [lo, hi] (inclusive; lo > hi wraps, see above). It
 // reads one consistent snapshot and one key per UAID, seeking past the rest.
-// A UAID left with only tombstones or an empty pending index (every
-// channel unregistered) is not counted.
+// A UAID left with only tombstones, an empty pending index (every channel
+// unregistered) and a seen record is not counted.
 func (s *Store) CountRange(lo, hi uint64) (uaids int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -432,6 +441,10 @@ func (s *Store) CountRange(lo, hi uint64) (uaids int, err error) {
 		// c skips pending index records. A meta record or a live channel
 		// counts the UAID; the scan then skips its other records.
 		k := c.it.Key()
+		if len(k) > prefixLen && k[prefixLen] == kindSeen {
+			valid = c.next()
+			continue
+		}
 		if len(k) > prefixLen && k[prefixLen] == kindChannel {
 			v, err := c.it.ValueAndErr()
 			if err != nil {
@@ -482,7 +495,7 @@ func ringSpans(lo, hi uint64) []keySpan {
 	return []keySpan{{s1, e1}, {s2, e2}}
 }
 
-// spanCursor walks the meta and channel records of one or two key spans
+// spanCursor walks the meta, channel and seen records of one or two key spans
 // through one iterator, hence one snapshot, skipping pending index records.
 type spanCursor struct {
 	it    *pebble.Iterator
@@ -550,14 +563,17 @@ func checkRecord(key, value []byte) (byte, error) {
 	kind := key[prefixLen]
 	var err error
 	switch kind {
-	case kindMeta, kindPending:
+	case kindMeta, kindPending, kindSeen:
 		if len(key) != metaKeyLen {
 			return 0, fmt.Errorf("%w: kind %#x key %x of %d bytes", ErrCorrupt, kind, key, len(key))
 		}
-		if kind == kindMeta {
+		switch kind {
+		case kindMeta:
 			_, err = decodeMeta(value)
-		} else {
+		case kindPending:
 			_, err = decodePendingSet(value)
+		default:
+			_, err = decodeSeen(value)
 		}
 	case kindChannel:
 		if len(key) != channelKeyLen {

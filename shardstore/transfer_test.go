@@ -573,7 +573,9 @@ func TestImportRejectsBadRecords(t *testing.T) {
 	}{
 		{"nil key", KV{nil, channel.Value}},
 		{"prefix only", KV{channel.Key[:prefixLen], channel.Value}},
-		{"unknown kind", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = 0x04; return b }), meta.Value}},
+		{"unknown kind", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = 0x05; return b }), meta.Value}},
+		{"seen value of a meta", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = kindSeen; return b }), meta.Value}},
+		{"seen at zero", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = kindSeen; return b }), func() []byte { v := encodeSeen(0); return v[:] }()}},
 		{"kind end", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = kindEnd; return b }), meta.Value}},
 		{"kind zero", KV{with(meta.Key, func(b []byte) []byte { b[prefixLen] = 0; return b }), meta.Value}},
 		{"ring hash off by one", KV{with(channel.Key, func(b []byte) []byte { b[7]++; return b }), channel.Value}},
