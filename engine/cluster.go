@@ -770,7 +770,7 @@ func (n *Node) replicaTargets(u uuid.UUID) []string {
 }
 
 // replicate copies the records a write changed (u's channels chids, and
-// its meta record with meta) to u's replicas and returns once every one
+// its meta and seen records with meta) to u's replicas and returns once every one
 // has them durably: a version is answered 200/202 only then.
 // REQUIRES: u's slot held.
 func (n *Node) replicate(u uuid.UUID, chids []uuid.UUID, meta bool) error {
@@ -787,24 +787,42 @@ func (n *Node) replicate(u uuid.UUID, chids []uuid.UUID, meta bool) error {
 	return n.callAll(targets, mReplicate, b)
 }
 
-// maxAckCalls bounds the ack replications under way at once. At the 5 s
-// call timeout, a replica that stopped answering holds one per ack for that
-// long; beyond the bound acks are not replicated.
-const maxAckCalls = 4096
+// maxNoteCalls bounds the replica notes (see note) under way at once. At
+// the 5 s call timeout, a replica that stopped answering holds one per ack
+// for that long; beyond the bound notes are not sent.
+const maxNoteCalls = 4096
 
-// replicateAck clears acknowledged versions on u's replicas, without
-// waiting: a replica that misses it sends the version again after a
-// failover, which at-least-once delivery allows. For the same reason it
-// drops the ack when maxAckCalls are under way.
-func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
+// note makes a call to u's replicas that nobody waits for, and that a
+// replica may miss: an ack (a replica that misses it sends the version
+// again after a failover, which at-least-once delivery allows) or a UAID's
+// last use (a replica keeps its copy of an idle UAID for twice the TTL).
+// For the same reason it drops the call when maxNoteCalls are under way.
+func (n *Node) note(u uuid.UUID, method uint8, req wbuf) {
 	targets := n.replicaTargets(u)
 	if len(targets) == 0 {
 		return
 	}
 	select {
-	case n.ackCalls <- struct{}{}:
+	case n.noteCalls <- struct{}{}:
 	default:
-		n.metrics.ackReplicationsDropped.Inc()
+		n.metrics.notesDropped.Inc()
+		return
+	}
+	started := n.goAsync(func() {
+		defer func() { <-n.noteCalls }()
+		if err := n.callAll(targets, method, req); err != nil {
+			n.log.Debug("replica note", "method", methodName(method), "uaid", u, "err", err)
+		}
+	})
+	if !started {
+		<-n.noteCalls
+	}
+}
+
+// replicateAck clears acknowledged versions on u's replicas, without
+// waiting (see note).
+func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
+	if n.replicas(n.view.Load()) <= 1 {
 		return
 	}
 	var b wbuf
@@ -814,15 +832,7 @@ func (n *Node) replicateAck(u uuid.UUID, acks []shardstore.Ack) {
 		b.uuid(a.Channel)
 		b.u64(a.Version)
 	}
-	started := n.goAsync(func() {
-		defer func() { <-n.ackCalls }()
-		if err := n.callAll(targets, mReplicaAck, b); err != nil {
-			n.log.Debug("replicating ack", "uaid", u, "err", err)
-		}
-	})
-	if !started {
-		<-n.ackCalls
-	}
+	n.note(u, mReplicaAck, b)
 }
 
 // callAll makes the same call to every target at once and returns the

@@ -171,6 +171,13 @@ type Config struct {
 	// handed to other nodes before it deletes them. Zero means 30s.
 	HandoffGrace time.Duration
 
+	// UAIDTTL is how long a UAID may go unused (no hello, register or
+	// poll, and no connection) before its owner drops it with all its
+	// records, pending versions included; its endpoints then answer 404.
+	// Nodes holding a copy of a UAID they do not own drop it after twice
+	// UAIDTTL. Zero (or negative) means never.
+	UAIDTTL time.Duration
+
 	// Logger receives the node's structured logs. Nil means slog.Default().
 	Logger *slog.Logger
 }

@@ -42,8 +42,9 @@ type nodeMetrics struct {
 	handoffRecords      *metrics.Counter
 	replicationFailures *metrics.Counter
 	partitionsDropped   *metrics.Counter
-	// ackReplicationsDropped: acks not replicated, maxAckCalls under way.
-	ackReplicationsDropped *metrics.Counter
+	// notesDropped: replica notes not sent, maxNoteCalls under way.
+	notesDropped *metrics.Counter
+	expired      *metrics.Counter
 }
 
 var closeCodes = []string{"1000", "1001", "1002", "1003", "1007", "1008", "1009", "1013", "4001", "4774"}
@@ -84,8 +85,9 @@ func newNodeMetrics() *nodeMetrics {
 		handoffRecords:      r.Counter("pushd_cluster_handoff_records_total", "Store records fetched from other nodes after a membership change."),
 		replicationFailures: r.Counter("pushd_cluster_replication_failures_total", "Writes refused because a replica did not confirm them."),
 		partitionsDropped:   r.Counter("pushd_cluster_partitions_dropped_total", "Ring partitions whose records were deleted after they were handed to their new holders."),
-		ackReplicationsDropped: r.Counter("pushd_cluster_ack_replications_dropped_total",
-			"Acks not sent to the replicas because too many ack replications were already under way (a replica that misses one may deliver that version again after a failover)."),
+		notesDropped: r.Counter("pushd_cluster_replica_notes_dropped_total",
+			"Acks and UAID last-use times not sent to the replicas because 4,096 such calls were already under way (a replica that misses an ack may deliver that version again after a failover)."),
+		expired: r.Counter("pushd_uaids_expired_total", "UAIDs dropped with all their records after -uaid-ttl without use."),
 	}
 }
 

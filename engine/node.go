@@ -82,10 +82,10 @@ type Node struct {
 	async     sync.WaitGroup
 	asyncMu   sync.RWMutex
 	asyncDone bool
-	// ackCalls holds a token per ack replication under way (replicateAck):
-	// past maxAckCalls they are dropped rather than let a slow replica
-	// pile up goroutines.
-	ackCalls chan struct{}
+	// noteCalls holds a token per replica note under way (note): past
+	// maxNoteCalls they are dropped rather than let a slow replica pile up
+	// goroutines.
+	noteCalls chan struct{}
 
 	ready    atomic.Bool
 	shutdown atomic.Bool
@@ -109,7 +109,7 @@ func New(cfg Config) (*Node, error) {
 		endpointLimit: newRateLimiter(cfg.EndpointRate, int(cfg.EndpointRate)),
 		sourceLimit:   newRateLimiter(cfg.SourceRate, int(cfg.SourceRate)),
 		quit:          make(chan struct{}),
-		ackCalls:      make(chan struct{}, maxAckCalls),
+		noteCalls:     make(chan struct{}, maxNoteCalls),
 	}
 	limit, err := raiseFileLimit()
 	if err != nil {
@@ -246,6 +246,10 @@ func (n *Node) Start() error {
 	for i := 0; i < kickWorkers; i++ {
 		n.bg.Add(1)
 		go n.kickWorker()
+	}
+	if n.cfg.UAIDTTL > 0 {
+		n.bg.Add(1)
+		go n.expireLoop()
 	}
 	n.bg.Add(2)
 	go n.sweep()

@@ -168,6 +168,7 @@ func (n *Node) ownerHello(h holder, u uuid.UUID, channelIDs []string, attached f
 		}
 	}
 	n.attachLocked(h, u)
+	n.touchLocked(u)
 	if attached != nil {
 		attached()
 	}
@@ -236,6 +237,7 @@ func (n *Node) attachMulti(h holder, uaids []uuid.UUID) bool {
 			return false
 		}
 		n.attachLocked(h, u)
+		n.touchLocked(u)
 		if f := n.locks.flightOf(u); f != nil && !f.to.is(h) {
 			n.locks.setFlight(u, nil) // taken over from an older connection
 		}
@@ -278,7 +280,10 @@ func (n *Node) ownerRegister(u, chid uuid.UUID) (int, error) {
 	defer n.locks.release(u)
 	_, err := n.store.Register(u, chid)
 	if err == nil {
-		err = n.replicate(u, []uuid.UUID{chid}, false)
+		// A first registration starts the UAID's clock; the seen record
+		// goes to the replicas with it.
+		touched := n.touchLocal(u)
+		err = n.replicate(u, []uuid.UUID{chid}, touched)
 	}
 	switch {
 	case errors.Is(err, shardstore.ErrTooManyChannels):
@@ -438,6 +443,7 @@ func (n *Node) ownerCollect(uaids []uuid.UUID) []protocol.UAIDUpdates {
 		if !n.acquire(u, false, time.Now().Add(opWait)) {
 			continue
 		}
+		n.touchLocked(u)
 		if n.locks.flightOf(u) == nil {
 			pending, err := n.store.Pending(u)
 			if err != nil {

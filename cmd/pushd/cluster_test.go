@@ -771,3 +771,50 @@ func TestClusterAcksOfNothingPendingAreNotReplicated(t *testing.T) {
 		t.Errorf("%v ack replications, want 1: acks that cleared nothing were sent to the replica", got)
 	}
 }
+
+// TestClusterIdleUAIDExpires: with -uaid-ttl, a UAID nobody uses is
+// dropped by its owner after the TTL and by the node holding its copy
+// after twice the TTL; a UAID whose device stays connected to the other
+// node is kept on both, its owner noting its use to the copy.
+func TestClusterIdleUAIDExpires(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	ms := startTestCluster(t, 2, "-uaid-ttl", "2s") // -replicas 2: both nodes hold every UAID
+	owner, other := ms[0], ms[1]
+	const expired = "pushd_uaids_expired_total"
+
+	idleUAID := uaidOwnedBy(names(ms), owner.name)
+	idle := helloAs(t, owner.WSAddr, idleUAID, nil)
+	idlePath := idle.register(uuid.NewString())
+	idle.conn.Close()
+
+	liveUAID := uaidOwnedBy(names(ms), owner.name)
+	live := helloAs(t, other.WSAddr, liveUAID, nil)
+	liveChid := uuid.NewString()
+	livePath := live.register(liveChid)
+
+	for deadline := time.Now().Add(30 * time.Second); metric(t, other.HTTPAddr, expired) < 1; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the copy of the idle UAID was not dropped")
+		}
+	}
+	// A TTL more: the live UAID's copy, last written at its register, would
+	// go now if its owner's notes did not keep it.
+	time.Sleep(2 * time.Second)
+	if got := metric(t, owner.HTTPAddr, expired); got != 1 {
+		t.Errorf("owner dropped %v UAIDs, want 1", got)
+	}
+	if st, err := putVersion(t.Context(), other.HTTPAddr, idlePath, 1); err != nil || st != 404 {
+		t.Errorf("PUT to the idle UAID: %d %v, want 404", st, err)
+	}
+	if st, err := putVersion(t.Context(), other.HTTPAddr, livePath, 1); err != nil || st != 200 {
+		t.Fatalf("PUT to the connected device: %d %v, want 200", st, err)
+	}
+	if got := decodeUpdates(t, live.read()); got[liveChid] != 1 {
+		t.Errorf("connected device got %v", got)
+	}
+	if got := metric(t, other.HTTPAddr, expired); got != 1 {
+		t.Errorf("the other node dropped %v UAIDs, want 1", got)
+	}
+}

@@ -77,6 +77,7 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.Func("join", "comma-separated gossip `host:port` of members to join; empty: start a cluster", commaList(&o.Config.Join))
 	fs.IntVar(&o.Config.Replicas, "replicas", 2, "nodes that must hold a version durably before 200/202 (effective: min(replicas, members))")
 	fs.DurationVar(&o.Config.HandoffGrace, "handoff-grace", 30*time.Second, "how long records of partitions handed to other nodes are kept before deletion")
+	fs.DurationVar(&o.Config.UAIDTTL, "uaid-ttl", 0, "how long a UAID may go unused (no hello, register, poll or connection) before it is dropped with its channels and pending versions; 0 = never")
 	fs.StringVar(&o.Config.ClusterKey, "cluster-key", "", "cluster `secret` (at least 16 bytes; prefer PUSHD_CLUSTER_KEY): encrypts gossip, authenticates calls between nodes, and derives the token key when -token-keys is empty")
 	fs.BoolVar(&o.Config.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
 	o.logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn, error")

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/pushd/pushd/shardstore"
+)
+
+// UAID expiry (Config.UAIDTTL). Owner operations that show a device uses
+// its UAID (a hello, a register, a REST poll) touch its seen record, at
+// most once per expiryStep; so does the sweep below for a UAID it finds
+// connected. Each touch is noted to the replicas. The sweep walks the
+// whole store every expiryStep and drops, under the UAID's slot, every
+// UAID idle past the TTL (twice the TTL for a copy this node does not
+// own), unless something touched or attached it meanwhile. A UAID whose
+// records predate expiry (no seen record) is touched on its first sweep,
+// so its clock starts then.
+
+// expiryPage is how many UAIDs the sweep reads from the store at a time.
+const expiryPage = 256
+
+// expiryStep is how often the sweep runs and how often a UAID in use has
+// its seen record rewritten: an eighth of the TTL, at most an hour. A UAID
+// in use is thus never seen older than a quarter of the TTL, and a copy
+// whose notes were lost has twice the TTL before it goes.
+func (n *Node) expiryStep() time.Duration {
+	return min(n.cfg.UAIDTTL/8, time.Hour)
+}
+
+// expireWait bounds how long the sweep waits for a UAID's slot: a busy
+// UAID is in use, and is looked at again on the next sweep.
+const expireWait = 50 * time.Millisecond
+
+// touchLocal records that u is in use when expiry is on, in this node's
+// store only, and reports whether it wrote a new seen record.
+// REQUIRES: u's slot held.
+func (n *Node) touchLocal(u uuid.UUID) bool {
+	if n.cfg.UAIDTTL <= 0 {
+		return false
+	}
+	wrote, err := n.store.Touch(u, time.Now(), n.expiryStep())
+	if err != nil {
+		n.log.Warn("recording a UAID's use", "uaid", u, "err", err)
+		return false
+	}
+	return wrote
+}
+
+// touchLocked is touchLocal, noting a new seen record to u's replicas.
+// REQUIRES: u's slot held.
+func (n *Node) touchLocked(u uuid.UUID) {
+	if !n.touchLocal(u) || n.replicas(n.view.Load()) <= 1 {
+		return
+	}
+	kvs, err := n.store.Records(u, nil, true)
+	if err != nil {
+		n.log.Warn("recording a UAID's use", "uaid", u, "err", err)
+		return
+	}
+	var b wbuf
+	writeKVs(&b, kvs)
+	n.note(u, mReplicate, b)
+}
+
+// expireLoop runs the expiry sweep every expiryStep until the node stops.
+func (n *Node) expireLoop() {
+	defer n.bg.Done()
+	t := time.NewTicker(n.expiryStep())
+	defer t.Stop()
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-t.C:
+			if !n.handingOff.Load() {
+				n.expireOnce()
+			}
+		}
+	}
+}
+
+// expireOnce walks the store once, dropping the UAIDs idle past their
+// cutoff and touching those found connected or without a seen record.
+func (n *Node) expireOnce() {
+	var (
+		after            []byte
+		dropped, touched int
+	)
+	for {
+		page, next, err := n.store.SeenPage(after, expiryPage)
+		if err != nil {
+			n.log.Error("expiry: reading the store", "err", err)
+			return
+		}
+		now := time.Now()
+		for _, e := range page {
+			select {
+			case <-n.quit:
+				return
+			default:
+			}
+			switch n.expire(e, now) {
+			case expireDropped:
+				dropped++
+			case expireTouched:
+				touched++
+			}
+		}
+		if next == nil {
+			break
+		}
+		after = next
+	}
+	if dropped > 0 {
+		n.log.Info("expiry: dropped idle UAIDs", "uaids", dropped, "touched", touched, "ttl", n.cfg.UAIDTTL)
+	}
+}
+
+type expireOutcome int
+
+const (
+	expireKept expireOutcome = iota
+	expireTouched
+	expireDropped
+)
+
+// expire decides the fate of one UAID of the sweep. The cheap checks come
+// first, without the slot; a UAID to touch or drop is looked at again
+// under it.
+func (n *Node) expire(e shardstore.UAIDSeen, now time.Time) expireOutcome {
+	connected := !n.hub.get(e.UAID).none()
+	if e.Seen > 0 && !connected && !n.idle(e.UAID, e.Seen, now) {
+		return expireKept
+	}
+	if e.Seen > 0 && connected && now.Unix()-e.Seen < int64(n.expiryStep()/time.Second) {
+		return expireKept
+	}
+	u := e.UAID
+	if !n.acquire(u, false, time.Now().Add(expireWait)) {
+		return expireKept // busy: in use, or next time
+	}
+	defer n.locks.release(u)
+	seen, err := n.store.Seen(u)
+	if err != nil {
+		n.log.Error("expiry: reading a UAID's last use", "uaid", u, "err", err)
+		return expireKept
+	}
+	_, owned := n.ownerOf(u)
+	switch {
+	case seen == 0 && !owned:
+		// A copy that got no seen record (its note was lost): start its
+		// clock here only, not the owner's.
+		n.touchLocal(u)
+		return expireTouched
+	case seen == 0 || !n.hub.get(u).none() || n.locks.flightOf(u) != nil:
+		n.touchLocked(u)
+		return expireTouched
+	}
+	if !n.idle(u, seen, now) {
+		return expireKept
+	}
+	if err := n.store.DropUAID(u); err != nil {
+		n.log.Error("expiry: dropping a UAID", "uaid", u, "err", err)
+		return expireKept
+	}
+	n.metrics.expired.Inc()
+	return expireDropped
+}
+
+// idle reports whether u, last used in the second seen (Unix seconds), is
+// past its cutoff: the TTL on its owner, twice the TTL on another node,
+// counted from the end of that second.
+func (n *Node) idle(u uuid.UUID, seen int64, now time.Time) bool {
+	ttl := n.cfg.UAIDTTL
+	if _, local := n.ownerOf(u); !local {
+		ttl *= 2
+	}
+	return now.Sub(time.Unix(seen+1, 0)) > ttl
+}
