@@ -39,9 +39,19 @@ const cacheStripes = 64
 // (key, header, map entry), 4 MiB in all.
 const DefaultRecordCacheEntries = 32 << 10
 
+// cacheEntryBytes is the memory budget of one entry: the cache holds at
+// most entries*cacheEntryBytes bytes of keys, values and overhead, so
+// that large pending indexes (up to 3.2 KB for 200 pending channels) take
+// the room of several small entries rather than multiply the budget.
+const cacheEntryBytes = 130
+
+// cacheEntryOverhead approximates the map slot and headers of an entry.
+const cacheEntryOverhead = 64
+
 type recordCache struct {
-	perStripe int
-	stripes   [cacheStripes]cacheStripe
+	perStripe      int // entries
+	perStripeBytes int
+	stripes        [cacheStripes]cacheStripe
 }
 
 type cacheStripe struct {
@@ -51,9 +61,32 @@ type cacheStripe struct {
 	// floor is the sequence number of the latest range deletion: writes
 	// at or below it are not cached (guarded by mu).
 	floor uint64
-	// m maps a key to its entry (guarded by mu).
-	m map[string]cacheEntry
-	_ [32]byte // keep stripes on separate cache lines
+	// m maps a key to its entry, and bytes sums their sizes (entrySize)
+	// (guarded by mu). Change both through setLocked and deleteLocked.
+	m     map[string]cacheEntry
+	bytes int
+	_     [24]byte // keep stripes on separate cache lines
+}
+
+func entrySize(key string, e cacheEntry) int {
+	return len(key) + len(e.val) + cacheEntryOverhead
+}
+
+// setLocked stores e for key, replacing any entry.
+func (st *cacheStripe) setLocked(key string, e cacheEntry) {
+	if old, ok := st.m[key]; ok {
+		st.bytes -= entrySize(key, old)
+	}
+	st.m[key] = e
+	st.bytes += entrySize(key, e)
+}
+
+// deleteLocked drops key's entry, if any.
+func (st *cacheStripe) deleteLocked(key string) {
+	if old, ok := st.m[key]; ok {
+		st.bytes -= entrySize(key, old)
+		delete(st.m, key)
+	}
 }
 
 // cacheEntry is a cached record. val is nil when the record is known to be
@@ -68,7 +101,8 @@ func newRecordCache(entries int) *recordCache {
 	if entries <= 0 {
 		return nil
 	}
-	c := &recordCache{perStripe: max(1, entries/cacheStripes)}
+	per := max(1, entries/cacheStripes)
+	c := &recordCache{perStripe: per, perStripeBytes: per * cacheEntryBytes}
 	for i := range c.stripes {
 		c.stripes[i].m = make(map[string]cacheEntry)
 	}
@@ -115,16 +149,22 @@ func (c *recordCache) fill(key, val []byte, gen uint64) {
 	c.insertLocked(st, key, cacheEntry{val: v})
 }
 
-// insertLocked adds a new key, evicting another when the stripe is full.
+// insertLocked adds a new key, evicting others while the stripe is full
+// (by entries or by bytes). An entry larger than a stripe's budget is not
+// added.
 func (c *recordCache) insertLocked(st *cacheStripe, key []byte, e cacheEntry) {
-	if len(st.m) >= c.perStripe {
+	size := entrySize(string(key), e)
+	if size > c.perStripeBytes {
+		return
+	}
+	for len(st.m) > 0 && (len(st.m) >= c.perStripe || st.bytes+size > c.perStripeBytes) {
 		for k := range st.m {
-			delete(st.m, k)
+			st.deleteLocked(k)
 			break
 		}
 	}
 	st.gen++
-	st.m[string(key)] = e
+	st.setLocked(string(key), e)
 }
 
 // apply writes the records of b, just committed, through to the cache.
@@ -191,11 +231,22 @@ func (c *recordCache) put(key []byte, e cacheEntry, add bool) {
 	switch {
 	case e.seq <= st.floor:
 		// Older than a range deletion that emptied the cache.
-		delete(st.m, string(key))
+		st.deleteLocked(string(key))
 		st.gen++
 	case ok && old.seq < e.seq:
 		st.gen++
-		st.m[string(key)] = e
+		st.setLocked(string(key), e)
+		for len(st.m) > 1 && st.bytes > c.perStripeBytes { // it grew
+			for k := range st.m {
+				if k != string(key) {
+					st.deleteLocked(k)
+					break
+				}
+			}
+		}
+		if st.bytes > c.perStripeBytes {
+			st.deleteLocked(string(key))
+		}
 	case ok:
 		st.gen++ // an older write than the cached one: leave the entry
 	case add:
@@ -220,7 +271,7 @@ func (c *recordCache) forget(b *pebble.Batch) {
 		}
 		st := c.stripe(key)
 		st.mu.Lock()
-		delete(st.m, string(key))
+		st.deleteLocked(string(key))
 		st.gen++
 		st.mu.Unlock()
 	}
@@ -232,6 +283,7 @@ func (c *recordCache) clear(seq uint64) {
 		st := &c.stripes[i]
 		st.mu.Lock()
 		clear(st.m)
+		st.bytes = 0
 		st.floor = max(st.floor, seq)
 		st.gen++
 		st.mu.Unlock()

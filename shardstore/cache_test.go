@@ -273,3 +273,32 @@ func TestRecordCacheFillNeverInstallsAReplacedValue(t *testing.T) {
 		}
 	})
 }
+
+// TestRecordCacheBoundedInBytes fills the cache with pending indexes of
+// many channels: the cache keeps within its byte budget, its byte count
+// matches its entries, and reads stay right.
+func TestRecordCacheBoundedInBytes(t *testing.T) {
+	s := newStore(t, Options{RecordCacheEntries: 4 * cacheStripes, MaxChannels: 40})
+	uaids := randomUAIDs(40, 9)
+	for _, u := range uaids {
+		for c := range byte(30) {
+			mustRegister(t, s, u, id(c))
+			mustPut(t, s, u, id(c), Put{Version: 1})
+		}
+	}
+	for i := range s.cache.stripes {
+		st := &s.cache.stripes[i]
+		sum := 0
+		for k, e := range st.m {
+			sum += entrySize(k, e)
+		}
+		if st.bytes != sum || st.bytes > s.cache.perStripeBytes {
+			t.Errorf("stripe %d: %d bytes counted, %d held, budget %d", i, st.bytes, sum, s.cache.perStripeBytes)
+		}
+	}
+	for _, u := range uaids {
+		if p, err := s.Pending(u); err != nil || len(p) != 30 {
+			t.Fatalf("Pending(%s): %d channels, %v; want 30", u, len(p), err)
+		}
+	}
+}
