@@ -67,6 +67,9 @@ type client struct {
 	// retired: guarded by mu; set when the close job is queued, after
 	// which nothing else is.
 	retired bool
+	// relayOK: the peer's address may send multi-UAID hellos
+	// (Config.RelayNetworks). Set before the client is shared.
+	relayOK bool
 	// id names the connection to owners on other nodes (edgeTable); 0
 	// until it is first needed. Written by the mailbox's worker before the
 	// client is shared through the edge table.

@@ -101,6 +101,10 @@ type Config struct {
 	MaxMessage int
 	// MaxChannels bounds channels per UAID. Zero means 200.
 	MaxChannels int
+	// RelayNetworks are the networks multi-UAID hellos (relays) are
+	// accepted from; a multi-UAID hello from elsewhere is refused (401,
+	// close 1008). Empty means from anywhere.
+	RelayNetworks []netip.Prefix
 	// MaxUAIDs bounds the UAIDs of one multi-UAID connection. Zero means
 	// 10,000.
 	MaxUAIDs int

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -205,6 +206,23 @@ func TestMultiHelloAfterSingleHelloIs401AndClose(t *testing.T) {
 	c.send(map[string]any{"messageType": "hello", "uaids": []string{newUUID()}})
 	c.expect("hello", 401)
 	c.expectClose(1008)
+}
+
+// With -relay-networks, multi-UAID hellos come only from those networks;
+// others are 401 and close 1008, and single-UAID hellos are not affected.
+func TestMultiHelloOnlyFromRelayNetworks(t *testing.T) {
+	elsewhere := testNode(t, func(c *engine.Config) { c.RelayNetworks = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} })
+	c := dial(t, elsewhere)
+	c.send(map[string]any{"messageType": "hello", "uaids": []string{newUUID()}})
+	c.expect("hello", 401)
+	c.expectClose(1008)
+	dial(t, elsewhere).hello("")
+
+	loopback := testNode(t, func(c *engine.Config) { c.RelayNetworks = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	u := newUUID()
+	if got := dial(t, loopback).helloMulti(u); len(got) != 1 || got[0] != u {
+		t.Errorf("multi hello from a relay network answered %v, want [%s]", got, u)
+	}
 }
 
 func TestMultiHelloSupersedesSingleConnection(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -315,8 +316,8 @@ func (n *Node) acceptLoop() {
 			_ = nc.Close()
 			return
 		}
+		c := &client{relayOK: n.relayAllowed(nc.RemoteAddr())}
 		n.compactAddrs(nc)
-		c := &client{}
 		if _, err := n.gcli.EnrollContext(nc, c); err != nil || c.gc == nil {
 			// EnrollContext closed nc; OnOpen did not run. (gnet returns
 			// no error when the event loop fails to register the socket,
@@ -356,6 +357,29 @@ func (n *Node) awaitSetupRoom() bool {
 // into the accept and getsockname results, which would then stay alive
 // with them (64 bytes per connection). The local IP is the listener's,
 // shared by all; the remote IP gets its own 4- or 16-byte copy.
+// relayAllowed reports whether a peer at addr may send multi-UAID hellos
+// (Config.RelayNetworks).
+func (n *Node) relayAllowed(addr net.Addr) bool {
+	if len(n.cfg.RelayNetworks) == 0 {
+		return true
+	}
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ta.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range n.cfg.RelayNetworks {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 func (n *Node) compactAddrs(nc net.Conn) {
 	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
 		la.IP = n.internIP(la.IP)

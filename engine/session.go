@@ -219,6 +219,10 @@ func (n *Node) helloMulti(c *client, m *protocol.Message) {
 		n.refuse(c, "hello", "hello with a different uaid")
 		return
 	}
+	if !c.relayOK {
+		n.refuse(c, "hello", "multi-UAID hellos are not accepted from this address")
+		return
+	}
 	if !c.helloDone {
 		c.multi = true
 		c.uaids = make(map[uuid.UUID]struct{})

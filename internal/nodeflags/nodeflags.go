@@ -41,19 +41,8 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	fs.IntVar(&o.Config.RecordCacheEntries, "record-cache", shardstore.DefaultRecordCacheEntries, "entries in the store's cache of hot channel records, which spares PUTs and acks their store reads; -1 turns it off")
 	fs.Uint64Var(&o.Config.MemTableSize, "memtable-size", 64<<20, "store memtable size in bytes; larger means fewer flushes in the PUT latency tail, filled only as written")
 	fs.DurationVar(&o.Config.KickInterval, "kick-interval", 30*time.Second, "least time between two wake-ups of one UAID")
-	fs.Func("kick-udp-networks", "comma-separated `CIDRs` UDP wake-ups may be sent to; empty: UDP kicks refused", func(s string) error {
-		for _, f := range strings.Split(s, ",") {
-			if f = strings.TrimSpace(f); f == "" {
-				continue
-			}
-			p, err := netip.ParsePrefix(f)
-			if err != nil {
-				return err
-			}
-			o.Config.KickUDPNetworks = append(o.Config.KickUDPNetworks, p)
-		}
-		return nil
-	})
+	fs.Func("kick-udp-networks", "comma-separated `CIDRs` UDP wake-ups may be sent to; empty: UDP kicks refused", prefixList(&o.Config.KickUDPNetworks))
+	fs.Func("relay-networks", "comma-separated `CIDRs` multi-UAID (relay) hellos are accepted from; empty: from anywhere", prefixList(&o.Config.RelayNetworks))
 	fs.Func("kick-webhook-prefixes", "comma-separated URL `prefixes` webhook wake-ups may POST to; empty: webhook kicks refused", commaList(&o.Config.KickWebhookPrefixes))
 	fs.IntVar(&o.Config.MaxConns, "max-conns", 0, "client connection cap; 0 = derived from the open-files limit")
 	fs.IntVar(&o.Config.SetupLimit, "max-setup", 0, "connections in set-up (first hello received, not yet answered) at which the node stops accepting until some finish; 0 = adaptive (what the node answers in half -hello-timeout, at least 1024), -1 = no bound")
@@ -83,6 +72,24 @@ func Bind(fs *flag.FlagSet, dataDir string) *Options {
 	o.logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	o.logFormat = fs.String("log-format", "text", "log `format`: text or json")
 	return o
+}
+
+// prefixList returns a flag setter that appends the CIDRs of a
+// comma-separated value to dst.
+func prefixList(dst *[]netip.Prefix) func(string) error {
+	return func(s string) error {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return err
+			}
+			*dst = append(*dst, p)
+		}
+		return nil
+	}
 }
 
 // commaList returns a flag setter that appends the non-empty items of a
