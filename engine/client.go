@@ -17,7 +17,8 @@ import (
 // client is one WebSocket connection. Its fields have three owners:
 //
 //   - the event loop: upgraded, rd (handshake and frame parsing);
-//   - the worker running the connection's mailbox (one at a time): the
+//   - the goroutine draining the connection's mailbox (a worker, or a
+//     waiting-lane goroutine: one at a time, see session.go): the
 //     session fields uaid, uaids, helloDone, lastPing;
 //   - anyone, through atomics or mu: live, closing, mailbox.
 //
@@ -40,7 +41,7 @@ type client struct {
 	// buffer.
 	queue []job
 
-	// Session: owned by the worker running the mailbox.
+	// Session: owned by the goroutine draining the mailbox.
 	uaid     uuid.UUID
 	uaids    map[uuid.UUID]struct{} // multi-UAID connections only
 	lastPing int64                  // unix milliseconds of the last client ping
@@ -61,7 +62,7 @@ type client struct {
 	multi     bool
 	// inSetup: the connection's hello is counted in the set-up gate. Set
 	// by the event loop before it queues the hello, cleared by the
-	// mailbox's worker (the mailbox orders the two).
+	// goroutine draining the mailbox (the mailbox orders the two).
 	inSetup bool
 	shard   uint8
 	// retired: guarded by mu; set when the close job is queued, after
@@ -71,8 +72,8 @@ type client struct {
 	// (Config.RelayNetworks). Set before the client is shared.
 	relayOK bool
 	// id names the connection to owners on other nodes (edgeTable); 0
-	// until it is first needed. Written by the mailbox's worker before the
-	// client is shared through the edge table.
+	// until it is first needed. Written by the goroutine draining the
+	// mailbox before the client is shared through the edge table.
 	id uint32
 }
 

@@ -13,9 +13,10 @@
 // goes into its connection's bounded mailbox, and a fixed pool of workers
 // carries out mailboxes one connection at a time, in order. A message that
 // may wait on another machine (a call to its UAID's owner or replicas, an
-// upstream's register) is handed, with the rest of its mailbox, to the waiting lane
-// (lane.go), bounded goroutines of their own, so that a stuck owner does
-// not take the workers from every other connection. Replies and
+// upstream's register) is handed, with the rest of its mailbox, to the
+// waiting lane (lane.go), bounded goroutines of their own, so that a stuck
+// owner does not take the workers from every other connection. Either way
+// one goroutine at a time drains a mailbox. Replies and
 // notifications go back through gnet's AsyncWrite.
 //
 // Owner operations (put, hello, register, unregister, ack, disconnect)

@@ -34,8 +34,8 @@ type edgeConn struct {
 	id   uint32
 }
 
-// id returns c's id, giving it one if it has none. Called by the worker
-// carrying out c's mailbox, before c is shared through the table.
+// id returns c's id, giving it one if it has none. Called by the goroutine
+// draining c's mailbox, before c is shared through the table.
 func (t *edgeTable) id(c *client) uint32 {
 	for c.id == 0 {
 		// Ids wrap after 2^32 connections; 0 means none.
@@ -44,8 +44,8 @@ func (t *edgeTable) id(c *client) uint32 {
 	return c.id
 }
 
-// add records c as the connection of u and returns c's id. Called by c's
-// worker.
+// add records c as the connection of u and returns c's id. Called by the
+// goroutine draining c's mailbox.
 func (t *edgeTable) add(c *client, u uuid.UUID) uint32 {
 	id := t.id(c)
 	if !t.on {
@@ -70,7 +70,8 @@ func (t *edgeTable) get(u uuid.UUID, id uint32) *client {
 	return c
 }
 
-// remove forgets c as a connection of u. Called by c's worker.
+// remove forgets c as a connection of u. Called by the goroutine draining
+// c's mailbox.
 func (t *edgeTable) remove(c *client, u uuid.UUID) {
 	if !t.on || c.id == 0 {
 		return
