@@ -149,6 +149,7 @@ func (n *Node) membersChanged(members []cluster.Member) {
 	for p := range gained {
 		n.fills[p].Store(&fill{done: make(chan struct{})})
 	}
+	n.expiry.gain(gained, time.Now())
 	n.view.Store(next)
 	n.readyOnce.Do(func() { close(n.viewReady) }) // serving may start: gained partitions wait for their fill
 	start := time.Now()

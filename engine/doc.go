@@ -28,6 +28,8 @@
 // the ring (cluster.go): in place when that is this node, through a call
 // over cluster.Transport (rpc.go) otherwise. A standalone node is a cluster
 // of one whose ring holds only itself.
+// The expiry sweep (expire.go) takes a UAID's slot too, one at a time,
+// to touch or drop it.
 //
 // # Cluster
 //

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/shardstore"
 )
 
@@ -13,25 +15,58 @@ import (
 // most once per expiryStep; so does the sweep below for a UAID it finds
 // connected. Each touch is noted to the replicas. The sweep walks the
 // whole store every expiryStep and drops, under the UAID's slot, every
-// UAID idle past the TTL (twice the TTL for a copy this node does not
-// own), unless something touched or attached it meanwhile. A UAID whose
-// records predate expiry (no seen record) is touched on its first sweep,
-// so its clock starts then.
+// UAID idle past its cutoff, unless something touched or attached it
+// meanwhile. A UAID whose records predate expiry (no seen record) is
+// touched on its first sweep, so its clock starts then.
+//
+// The cutoff is the TTL plus two steps after the seen time: a use within
+// a step of the last touch is not written, and a connection's end is only
+// as recent as the sweep's last touch of it, a step or two before. It is
+// counted from the latest of the seen time, this process's start, and
+// the time this node came to own the UAID's partition: the seen times a
+// node holds are only as fresh as it was up and owning (a node that was
+// down, or a replica whose notes were lost and that takes over, would
+// otherwise drop UAIDs whose devices are still in use). A copy this node
+// does not own waits twice the TTL.
 
 // expiryPage is how many UAIDs the sweep reads from the store at a time.
 const expiryPage = 256
 
+// expiryFloors are the times seen times are not taken to be older than.
+type expiryFloors struct {
+	started int64          // this process's start, Unix seconds
+	gained  []atomic.Int64 // per partition: when this node came to own it
+}
+
+// gain records that this node came to own the partitions gained at now.
+func (f *expiryFloors) gain(gained map[int]bool, now time.Time) {
+	if f.gained == nil {
+		return
+	}
+	for p := range gained {
+		f.gained[p].Store(now.Unix())
+	}
+}
+
+// floor returns the floor of u's seen time.
+func (f *expiryFloors) floor(u uuid.UUID) int64 {
+	return max(f.started, f.gained[cluster.PartitionOf(shardstore.RingHash(u))].Load())
+}
+
 // expiryStep is how often the sweep runs and how often a UAID in use has
-// its seen record rewritten: an eighth of the TTL, at most an hour. A UAID
-// in use is thus never seen older than a quarter of the TTL, and a copy
-// whose notes were lost has twice the TTL before it goes.
+// its seen record rewritten: an eighth of the TTL, at most an hour.
 func (n *Node) expiryStep() time.Duration {
 	return min(n.cfg.UAIDTTL/8, time.Hour)
 }
 
 // expireWait bounds how long the sweep waits for a UAID's slot: a busy
-// UAID is in use, and is looked at again on the next sweep.
-const expireWait = 50 * time.Millisecond
+// UAID is in use, and is looked at again on the next sweep. A connected
+// UAID, which the sweep touches, gets longer: a busy one would otherwise
+// never be touched, and its copies would go.
+const (
+	expireWait   = 50 * time.Millisecond
+	expireWaitIn = time.Second
+)
 
 // touchLocal records that u is in use when expiry is on, in this node's
 // store only, and reports whether it wrote a new seen record.
@@ -138,7 +173,11 @@ func (n *Node) expire(e shardstore.UAIDSeen, now time.Time) expireOutcome {
 		return expireKept
 	}
 	u := e.UAID
-	if !n.acquire(u, false, time.Now().Add(expireWait)) {
+	wait := expireWait
+	if connected {
+		wait = expireWaitIn
+	}
+	if !n.acquire(u, false, time.Now().Add(wait)) {
 		return expireKept // busy: in use, or next time
 	}
 	defer n.locks.release(u)
@@ -169,13 +208,14 @@ func (n *Node) expire(e shardstore.UAIDSeen, now time.Time) expireOutcome {
 	return expireDropped
 }
 
-// idle reports whether u, last used in the second seen (Unix seconds), is
-// past its cutoff: the TTL on its owner, twice the TTL on another node,
-// counted from the end of that second.
+// idle reports whether u, last touched in the second seen (Unix seconds),
+// is past its cutoff (see the top of this file), counted from the end of
+// that second.
 func (n *Node) idle(u uuid.UUID, seen int64, now time.Time) bool {
 	ttl := n.cfg.UAIDTTL
 	if _, local := n.ownerOf(u); !local {
 		ttl *= 2
 	}
-	return now.Sub(time.Unix(seen+1, 0)) > ttl
+	ttl += 2 * n.expiryStep()
+	return now.Sub(time.Unix(max(seen, n.expiry.floor(u))+1, 0)) > ttl
 }

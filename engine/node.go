@@ -83,6 +83,8 @@ type Node struct {
 	async     sync.WaitGroup
 	asyncMu   sync.RWMutex
 	asyncDone bool
+	// expiry: see expire.go; zero when Config.UAIDTTL is off.
+	expiry expiryFloors
 	// noteCalls holds a token per replica note under way (note): past
 	// maxNoteCalls they are dropped rather than let a slow replica pile up
 	// goroutines.
@@ -126,6 +128,13 @@ func New(cfg Config) (*Node, error) {
 	n.runq = make(chan *client, n.maxConns+64)
 	n.lane.init(cfg.WaitLane)
 
+	if cfg.UAIDTTL > 0 && cfg.UAIDTTL < time.Second {
+		return nil, fmt.Errorf("engine: -uaid-ttl %v: at least 1s, or 0 for never", cfg.UAIDTTL)
+	}
+	if cfg.UAIDTTL > 0 {
+		n.expiry.started = time.Now().Unix()
+		n.expiry.gained = make([]atomic.Int64, cluster.Partitions)
+	}
 	if cfg.ClusterAddr != "" && len(cfg.ClusterKey) < cluster.MinKeySize {
 		return nil, fmt.Errorf("engine: a clustered node needs a cluster key of at least %d bytes", cluster.MinKeySize)
 	}

@@ -73,8 +73,11 @@ func (s *Store) Touch(uaid uuid.UUID, now time.Time, every time.Duration) (wrote
 	}
 	if at == 0 {
 		// No seen record: only a UAID with records gets one.
-		has, err := s.hasRecords(&p)
+		has, err := hasRecords(s.db, &p)
 		if err != nil || !has {
+			if err != nil {
+				err = fmt.Errorf("shardstore: touch: %w", err)
+			}
 			return false, err
 		}
 	}
@@ -118,16 +121,17 @@ func (s *Store) readSeen(key []byte) (int64, error) {
 	return at, nil
 }
 
-// hasRecords reports whether the UAID has a meta or channel record.
-func (s *Store) hasRecords(p *prefix) (bool, error) {
+// hasRecords reports whether the UAID has a meta or channel record in r
+// (the store, or an indexed batch).
+func hasRecords(r pebble.Reader, p *prefix) (bool, error) {
 	lo, hi := p.bound(kindMeta), p.bound(kindPending)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: hi[:]})
 	if err != nil {
-		return false, fmt.Errorf("shardstore: touch: %w", err)
+		return false, err
 	}
 	has := it.First()
 	if err := it.Close(); err != nil {
-		return false, fmt.Errorf("shardstore: touch: %w", err)
+		return false, err
 	}
 	return has, nil
 }
@@ -194,11 +198,20 @@ func (s *Store) SeenPage(after []byte, limit int) (page []UAIDSeen, next []byte,
 }
 
 // importSeen merges one validated seen record into b: the later time wins.
+// Like Touch, it gives none to a UAID without records; Import merges the
+// other records first.
 func importSeen(b *pebble.Batch, kv KV) error {
 	in, _ := decodeSeen(kv.Value) // validated by checkRecord
 	cur, closer, err := b.Get(kv.Key)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
+		p := prefix(kv.Key[:prefixLen])
+		if has, err := hasRecords(b, &p); err != nil || !has {
+			if err != nil {
+				err = fmt.Errorf("seen: %w", err)
+			}
+			return err
+		}
 	case err != nil:
 		return fmt.Errorf("get seen: %w", err)
 	default:

@@ -148,3 +148,28 @@ func TestSeenTransfers(t *testing.T) {
 		t.Errorf("CountRange counted %d UAIDs with only a tombstone and a seen record", n)
 	}
 }
+
+// A seen record alone makes no UAID: Import keeps it only for a UAID with
+// records, here or earlier in the same call.
+func TestImportSeenNeedsTheUAIDsRecords(t *testing.T) {
+	a, b := newStore(t, Options{}), newStore(t, Options{})
+	u := id(1)
+	mustRegister(t, a, u, id(10))
+	mustTouch(t, a, u, time.Unix(1_800_000_000, 0), time.Hour)
+	seen, err := a.Records(u, nil, true)
+	if err != nil || len(seen) != 1 {
+		t.Fatalf("Records: %v, %v", seen, err)
+	}
+	mustImport(t, b, seen)
+	if got := mustSeen(t, b, u); got != 0 {
+		t.Errorf("a UAID with no records got seen %d", got)
+	}
+	channel, err := a.Records(u, []uuid.UUID{id(10)}, false)
+	if err != nil || len(channel) != 1 {
+		t.Fatalf("Records: %v, %v", channel, err)
+	}
+	mustImport(t, b, append(seen, channel...)) // the seen record first
+	if got := mustSeen(t, b, u); got != 1_800_000_000 {
+		t.Errorf("seen %d after importing it with the channel, want 1800000000", got)
+	}
+}

@@ -154,7 +154,8 @@ func (s *Store) Export(lo, hi uint64, after []byte, limit, maxBytes int) (kvs []
 //     would deliver it again; when both are equal the local one.
 //   - Meta record (the KICK target): taken when absent locally, otherwise
 //     the local one is kept.
-//   - Seen record (see Touch): the later time is kept.
+//   - Seen record (see Touch): the later time is kept; a UAID without a
+//     meta or channel record, here or in kvs, gets none.
 //   - Pending index records are ignored. Each channel record written by the
 //     merge adds its channel to, or removes it from, its UAID's pending
 //     index (read by key, like Put and Ack do), so the index keeps naming
@@ -215,8 +216,6 @@ func (s *Store) Import(kvs []KV) (err error) {
 			wrote, pending, dead, err = importChannel(b, kv)
 		case kindMeta:
 			err = importMeta(b, kv)
-		case kindSeen:
-			err = importSeen(b, kv)
 		}
 		if err != nil {
 			return fmt.Errorf("shardstore: import: %w", err)
@@ -228,6 +227,15 @@ func (s *Store) Import(kvs []KV) (err error) {
 				order = append(order, p)
 			}
 			changes[p] = append(changes[p], change{id, pending, dead})
+		}
+	}
+	// Seen records last: one is kept only for a UAID with records, which
+	// may come after it in kvs.
+	for _, kv := range kvs {
+		if kv.Key[prefixLen] == kindSeen {
+			if err := importSeen(b, kv); err != nil {
+				return fmt.Errorf("shardstore: import: %w", err)
+			}
 		}
 	}
 	for _, p := range order {
