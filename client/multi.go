@@ -45,9 +45,12 @@ var ErrNotConnected = errors.New("client: not connected")
 // carries many user agents. Its methods are safe for concurrent use;
 // requests go one at a time on the connection.
 //
-// Replies carry no request id, so a request that gives up after sending
-// (its context ended) closes the connection: its reply could still come
-// and be taken for the next request's. Run reconnects.
+// Replies carry no request id, and a request that gives up (its context
+// ended) may still get its reply later: each request takes only a reply
+// that names what it asked for (the channel of a register or unregister,
+// UAIDs of the hello's), so a late success is never taken for the next
+// request's. A late refusal names nothing and may be, which fails that
+// request; it is the caller's to retry.
 type Multi struct {
 	cfg MultiConfig
 
@@ -55,7 +58,9 @@ type Multi struct {
 	// one at a time, and a request waiting for the slot still ends with
 	// its context.
 	reqSlot chan struct{}
-	wmu     sync.Mutex // serialises writes on the connection
+	// writeSlot holds a token while a message is written on the
+	// connection, likewise.
+	writeSlot chan struct{}
 
 	mu sync.Mutex
 	// conn, attached, replies, gone: guarded by mu.
@@ -85,7 +90,7 @@ func NewMulti(cfg MultiConfig) (*Multi, error) {
 	if cfg.UAIDs == nil {
 		cfg.UAIDs = func() ([]uuid.UUID, error) { return nil, nil }
 	}
-	return &Multi{cfg: cfg, reqSlot: make(chan struct{}, 1)}, nil
+	return &Multi{cfg: cfg, reqSlot: make(chan struct{}, 1), writeSlot: make(chan struct{}, 1)}, nil
 }
 
 // Run keeps the connection until ctx ends, reconnecting with back-off.
@@ -156,7 +161,20 @@ func (m *Multi) hello(ctx context.Context, uaids []uuid.UUID) error {
 	for i, u := range uaids {
 		ids[i] = u.String()
 	}
-	if _, err := m.request(ctx, map[string]any{"messageType": "hello", "uaids": ids}, "hello"); err != nil {
+	named := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		named[id] = true
+	}
+	mine := func(r map[string]any) bool {
+		got, _ := r["uaids"].([]any)
+		for _, g := range got {
+			if s, _ := g.(string); !named[s] {
+				return false
+			}
+		}
+		return true
+	}
+	if _, err := m.request(ctx, map[string]any{"messageType": "hello", "uaids": ids}, "hello", mine); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -196,7 +214,7 @@ func (m *Multi) read(conn *websocket.Conn, replies chan<- map[string]any) error 
 		for i, u := range ack {
 			ids[i] = u.String()
 		}
-		if err := m.write(conn, map[string]any{"messageType": "ack", "uaids": ids}); err != nil {
+		if err := m.write(context.Background(), conn, map[string]any{"messageType": "ack", "uaids": ids}); err != nil {
 			return err
 		}
 	}
@@ -227,19 +245,32 @@ func decodePacket(v any) map[uuid.UUID]map[uuid.UUID]uint64 {
 	return out
 }
 
-// write sends v on conn within the request timeout: a server that stops
-// reading fails the write, and with it the connection.
-func (m *Multi) write(conn *websocket.Conn, v any) error {
-	m.wmu.Lock()
-	defer m.wmu.Unlock()
-	if err := conn.SetWriteDeadline(time.Now().Add(m.cfg.RequestTimeout)); err != nil {
-		return err
+// write sends v on conn within ctx and the request timeout. A write that
+// fails may have left part of a frame: it closes the connection.
+func (m *Multi) write(ctx context.Context, conn *websocket.Conn, v any) error {
+	select {
+	case m.writeSlot <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return conn.WriteJSON(v)
+	defer func() { <-m.writeSlot }()
+	deadline := time.Now().Add(m.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	err := conn.SetWriteDeadline(deadline)
+	if err == nil {
+		err = conn.WriteJSON(v)
+	}
+	if err != nil {
+		conn.Close()
+	}
+	return err
 }
 
-// request sends msg and waits for the reply of type want.
-func (m *Multi) request(ctx context.Context, msg map[string]any, want string) (map[string]any, error) {
+// request sends msg and waits for the reply of type want that mine
+// accepts (a refusal is always taken: it names nothing to match).
+func (m *Multi) request(ctx context.Context, msg map[string]any, want string, mine func(map[string]any) bool) (map[string]any, error) {
 	select {
 	case m.reqSlot <- struct{}{}:
 	case <-ctx.Done():
@@ -252,16 +283,12 @@ func (m *Multi) request(ctx context.Context, msg map[string]any, want string) (m
 	if conn == nil {
 		return nil, ErrNotConnected
 	}
-	if err := m.write(conn, msg); err != nil {
-		conn.Close()
+	if err := m.write(ctx, conn, msg); err != nil {
 		return nil, err
 	}
 	for {
 		select {
 		case <-ctx.Done():
-			// The reply may still come and would answer the next
-			// request: start over on a new connection.
-			conn.Close()
 			return nil, ctx.Err()
 		case <-gone:
 			return nil, ErrNotConnected
@@ -271,6 +298,9 @@ func (m *Multi) request(ctx context.Context, msg map[string]any, want string) (m
 			}
 			if st, _ := r["status"].(float64); st != 200 {
 				return nil, fmt.Errorf("client: %s refused: status %v %v", want, r["status"], r["error"])
+			}
+			if !mine(r) {
+				continue // the late answer to a request that gave up
 			}
 			return r, nil
 		}
@@ -288,7 +318,7 @@ func (m *Multi) Register(ctx context.Context, uaid, chid uuid.UUID) (string, err
 			return "", err
 		}
 	}
-	r, err := m.request(ctx, map[string]any{"messageType": "register", "uaid": uaid.String(), "channelID": chid.String()}, "register")
+	r, err := m.request(ctx, map[string]any{"messageType": "register", "uaid": uaid.String(), "channelID": chid.String()}, "register", sameChannel(chid))
 	if err != nil {
 		return "", err
 	}
@@ -301,6 +331,15 @@ func (m *Multi) Register(ctx context.Context, uaid, chid uuid.UUID) (string, err
 
 // Unregister drops chid of uaid.
 func (m *Multi) Unregister(ctx context.Context, uaid, chid uuid.UUID) error {
-	_, err := m.request(ctx, map[string]any{"messageType": "unregister", "uaid": uaid.String(), "channelID": chid.String()}, "unregister")
+	_, err := m.request(ctx, map[string]any{"messageType": "unregister", "uaid": uaid.String(), "channelID": chid.String()}, "unregister", sameChannel(chid))
 	return err
+}
+
+// sameChannel accepts a reply naming chid.
+func sameChannel(chid uuid.UUID) func(map[string]any) bool {
+	return func(r map[string]any) bool {
+		s, _ := r["channelID"].(string)
+		id, ok := protocol.ParseUUID(s)
+		return ok && id == chid
+	}
 }

@@ -122,7 +122,8 @@ func TestMultiRequestsEndWithTheirContextWhenTheUpstreamIsSilent(t *testing.T) {
 }
 
 // A register reply that comes after its request gave up is not taken for
-// the next register's: that one gets its own channel's endpoint.
+// the next register's: that one gets its own channel's endpoint, on the
+// same connection.
 func TestMultiLateReplyIsNotTakenForTheNextRequest(t *testing.T) {
 	slow := uuid.NewString()
 	up := &scriptedUpstream{answer: func(msg map[string]any) (time.Duration, map[string]any) {
@@ -163,6 +164,9 @@ func TestMultiLateReplyIsNotTakenForTheNextRequest(t *testing.T) {
 		if err == nil {
 			if want := "http://push.invalid/" + next; ep != want {
 				t.Fatalf("next register's endpoint %q, want %q", ep, want)
+			}
+			if n := up.conns.Load(); n != 1 {
+				t.Errorf("%d connections: a slow reply made the client reconnect", n)
 			}
 			return
 		}
