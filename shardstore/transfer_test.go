@@ -773,6 +773,8 @@ func FuzzTransferRecord(f *testing.F) {
 	f.Add(ck[:], encodeChannel(channelRecord{version: 3}))
 	id1 := id(1)
 	f.Add(pk[:], slices.Concat([]byte{pendingEncV1}, id1[:]))
+	sk, sv := p.bound(kindSeen), encodeSeen(1_800_000_000)
+	f.Add(sk[:], sv[:])
 	f.Add(ck[:prefixLen], []byte{})
 	f.Add([]byte{}, []byte{})
 	f.Fuzz(func(t *testing.T, key, value []byte) {
@@ -786,7 +788,7 @@ func FuzzTransferRecord(f *testing.F) {
 		if RingHash(uuid.UUID(key[8:prefixLen])) != binary.BigEndian.Uint64(key) {
 			t.Fatalf("accepted key %x with a wrong ring hash", key)
 		}
-		if kind != kindMeta && kind != kindChannel && kind != kindPending {
+		if kind != kindMeta && kind != kindChannel && kind != kindPending && kind != kindSeen {
 			t.Fatalf("accepted kind %#x", kind)
 		}
 	})
