@@ -13,6 +13,8 @@ import (
 	"github.com/pushd/pushd/shardstore"
 )
 
+// startExpiryNode starts a standalone node with -uaid-ttl ttl (0: off), stopped
+// when the test ends.
 func startExpiryNode(t *testing.T, ttl time.Duration) *Node {
 	t.Helper()
 	n, err := New(Config{
