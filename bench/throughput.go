@@ -19,8 +19,8 @@ import (
 type ThroughputConfig struct {
 	// PushdBin is the pushd binary. Required.
 	PushdBin string
-	// BenchBin runs the HTTP baseline ("pushbench baseline-http"). Zero
-	// means the running executable.
+	// BenchBin runs the baselines ("pushbench baseline-http" and
+	// "pushbench baseline-parts"). Zero means the running executable.
 	BenchBin string
 	// Clients is the number of devices, each driven by its own closed
 	// loop (PUT, wait for the notification, ack). Zero means 64.

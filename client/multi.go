@@ -49,8 +49,8 @@ var ErrNotConnected = errors.New("client: not connected")
 // ended) may still get its reply later: each request takes only a reply
 // that names what it asked for (the channel of a register or unregister,
 // UAIDs of the hello's), so a late success is never taken for the next
-// request's. A late refusal names nothing and may be, which fails that
-// request; it is the caller's to retry.
+// request's. A late refusal names nothing, so the next request of its
+// type may take it and fail; its caller retries.
 type Multi struct {
 	cfg MultiConfig
 
@@ -149,6 +149,11 @@ func (m *Multi) session(ctx context.Context) (named bool, err error) {
 		hctx, cancel := context.WithTimeout(ctx, m.cfg.RequestTimeout)
 		err := m.hello(hctx, all[i:min(i+500, len(all))])
 		cancel()
+		if errors.Is(err, ErrUAIDsRefused) {
+			// The connection is full: the rest cannot be named on it.
+			m.cfg.Logger.Warn("the server took fewer UAIDs than named", "named", min(i+500, len(all)), "total", len(all), "err", err)
+			break
+		}
 		if err != nil {
 			return false, err
 		}
@@ -158,34 +163,50 @@ func (m *Multi) session(ctx context.Context) (named bool, err error) {
 
 func (m *Multi) hello(ctx context.Context, uaids []uuid.UUID) error {
 	ids := make([]string, len(uaids))
+	named := make(map[uuid.UUID]bool, len(uaids))
 	for i, u := range uaids {
 		ids[i] = u.String()
+		named[u] = true
 	}
-	named := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		named[id] = true
-	}
-	mine := func(r map[string]any) bool {
+	// listed returns the UAIDs a hello reply accepted, and false if it
+	// names one this hello did not.
+	listed := func(r map[string]any) ([]uuid.UUID, bool) {
 		got, _ := r["uaids"].([]any)
+		out := make([]uuid.UUID, 0, len(got))
 		for _, g := range got {
-			if s, _ := g.(string); !named[s] {
-				return false
+			s, _ := g.(string)
+			u, ok := protocol.ParseUUID(s)
+			if !ok || !named[u] {
+				return nil, false
 			}
+			out = append(out, u)
 		}
-		return true
+		return out, true
 	}
-	if _, err := m.request(ctx, map[string]any{"messageType": "hello", "uaids": ids}, "hello", mine); err != nil {
+	r, err := m.request(ctx, map[string]any{"messageType": "hello", "uaids": ids}, "hello", func(r map[string]any) bool {
+		_, ok := listed(r)
+		return ok
+	})
+	if err != nil {
 		return err
 	}
+	accepted, _ := listed(r)
 	m.mu.Lock()
-	for _, u := range uaids {
+	for _, u := range accepted {
 		if m.attached != nil {
 			m.attached[u] = true
 		}
 	}
 	m.mu.Unlock()
+	if left := len(uaids) - len(accepted); left > 0 {
+		return fmt.Errorf("%w: %d of %d UAIDs left out", ErrUAIDsRefused, left, len(uaids))
+	}
 	return nil
 }
+
+// ErrUAIDsRefused is returned when the server's hello reply leaves out
+// UAIDs the client named (the server's limit of UAIDs per connection).
+var ErrUAIDsRefused = errors.New("client: the server did not take every UAID")
 
 // read dispatches incoming messages: replies to the waiting request,
 // UPDATE packets to OnUpdate, then the ack.
@@ -282,6 +303,15 @@ func (m *Multi) request(ctx context.Context, msg map[string]any, want string, mi
 	m.mu.Unlock()
 	if conn == nil {
 		return nil, ErrNotConnected
+	}
+	// A reply that came after its request gave up, left in the buffer,
+	// would take the room of this request's own.
+	for drained := false; !drained; {
+		select {
+		case <-replies:
+		default:
+			drained = true
+		}
 	}
 	if err := m.write(ctx, conn, msg); err != nil {
 		return nil, err

@@ -175,3 +175,42 @@ func TestMultiLateReplyIsNotTakenForTheNextRequest(t *testing.T) {
 		}
 	}
 }
+
+// A hello reply that leaves UAIDs out (the server's connection is full)
+// attaches only those it lists: a register for one left out says so, and
+// the connection stays up.
+func TestMultiUAIDLeftOutOfTheHelloIsNotAttached(t *testing.T) {
+	var hellos atomic.Int32
+	up := &scriptedUpstream{answer: func(msg map[string]any) (time.Duration, map[string]any) {
+		switch msg["messageType"] {
+		case "hello":
+			hellos.Add(1)
+			return 0, map[string]any{"messageType": "hello", "status": 200, "uaids": []string{}}
+		case "register":
+			return 0, map[string]any{"messageType": "register", "status": 401, "error": "invalid uaid"}
+		}
+		return 0, nil
+	}}
+	m := runMulti(t, up.start(t))
+	u := uuid.New()
+	for try := 0; try < 2; try++ {
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = m.Register(ctx, u, uuid.New())
+			cancel()
+			if !errors.Is(err, client.ErrNotConnected) || time.Now().After(deadline) {
+				break
+			}
+		}
+		if !errors.Is(err, client.ErrUAIDsRefused) {
+			t.Fatalf("register %d: %v, want ErrUAIDsRefused", try, err)
+		}
+	}
+	if got := hellos.Load(); got != 3 { // the connection's own, then one per register
+		t.Errorf("%d hellos, want 3: a UAID left out was taken as attached", got)
+	}
+	if n := up.conns.Load(); n != 1 {
+		t.Errorf("%d connections, want 1", n)
+	}
+}

@@ -20,8 +20,9 @@ import (
 // touched on its first sweep, so its clock starts then.
 //
 // The cutoff is the TTL plus two steps after the seen time: a use within
-// a step of the last touch is not written, and a connection's end is only
-// as recent as the sweep's last touch of it, a step or two before. It is
+// a step of the last touch is not written (a step of margin), and the end
+// of a connection is written when it happens, whatever the last touch
+// (but not synced: after a crash, the floor below covers it). It is
 // counted from the latest of the seen time, this process's start, and
 // the time this node came to own the UAID's partition: the seen times a
 // node holds are only as fresh as it was up and owning (a node that was
@@ -72,10 +73,17 @@ const (
 // store only, and reports whether it wrote a new seen record.
 // REQUIRES: u's slot held.
 func (n *Node) touchLocal(u uuid.UUID) bool {
+	return n.touch(u, n.expiryStep())
+}
+
+// touch is touchLocal with the least time between two writes of u's seen
+// record.
+// REQUIRES: u's slot held.
+func (n *Node) touch(u uuid.UUID, every time.Duration) bool {
 	if n.cfg.UAIDTTL <= 0 {
 		return false
 	}
-	wrote, err := n.store.Touch(u, time.Now(), n.expiryStep())
+	wrote, err := n.store.Touch(u, time.Now(), every)
 	if err != nil {
 		n.log.Warn("recording a UAID's use", "uaid", u, "err", err)
 		return false
@@ -86,7 +94,24 @@ func (n *Node) touchLocal(u uuid.UUID) bool {
 // touchLocked is touchLocal, noting a new seen record to u's replicas.
 // REQUIRES: u's slot held.
 func (n *Node) touchLocked(u uuid.UUID) {
-	if !n.touchLocal(u) || n.replicas(n.view.Load()) <= 1 {
+	if n.touchLocal(u) {
+		n.noteSeen(u)
+	}
+}
+
+// touchClosed records that u's connection just ended, however recent its
+// last touch, and notes it to u's replicas: from here on the UAID is idle.
+// REQUIRES: u's slot held.
+func (n *Node) touchClosed(u uuid.UUID) {
+	if n.touch(u, 0) {
+		n.noteSeen(u)
+	}
+}
+
+// noteSeen sends u's seen record to its replicas without waiting.
+// REQUIRES: u's slot held.
+func (n *Node) noteSeen(u uuid.UUID) {
+	if n.replicas(n.view.Load()) <= 1 {
 		return
 	}
 	kvs, err := n.store.Records(u, nil, true)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/websocket"
 
 	"github.com/pushd/pushd/cluster"
 	"github.com/pushd/pushd/shardstore"
@@ -113,5 +114,49 @@ func TestExpiryTTLBelowASecondIsRefused(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("New accepted a 10ms -uaid-ttl")
+	}
+}
+
+// The end of a connection is a use, written when it happens, whatever the
+// last touch: the UAID is idle from then on, not from its hello.
+func TestExpiryRecordsTheEndOfAConnection(t *testing.T) {
+	n := startExpiryNode(t, 16*time.Second) // a step of 2s: the register is not written
+	d := websocket.Dialer{Subprotocols: []string{"push-notification"}}
+	conn, _, err := d.Dial("ws://"+n.WSAddr().String()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var m map[string]any
+	if err := conn.WriteJSON(map[string]any{"messageType": "hello", "uaid": "", "channelIDs": []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.ReadJSON(&m); err != nil {
+		t.Fatal(err)
+	}
+	u := uuid.MustParse(m["uaid"].(string))
+	if err := conn.WriteJSON(map[string]any{"messageType": "register", "channelID": uuid.NewString()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.ReadJSON(&m); err != nil || m["status"] != float64(200) {
+		t.Fatalf("register: %v %v", m, err)
+	}
+	registered, err := n.store.Seen(u)
+	if err != nil || registered == 0 {
+		t.Fatalf("seen after the register: %d, %v", registered, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // into a later second
+	conn.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		seen, err := n.store.Seen(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen > registered {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("seen still %d after the connection ended, the second of its register", seen)
+		}
 	}
 }

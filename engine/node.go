@@ -361,11 +361,6 @@ func (n *Node) awaitSetupRoom() bool {
 	return true
 }
 
-// compactAddrs makes the addresses gnet keeps for the connection's
-// lifetime small: Go's net package builds them with IP slices that point
-// into the accept and getsockname results, which would then stay alive
-// with them (64 bytes per connection). The local IP is the listener's,
-// shared by all; the remote IP gets its own 4- or 16-byte copy.
 // relayAllowed reports whether a peer at addr may send multi-UAID hellos
 // (Config.RelayNetworks).
 func (n *Node) relayAllowed(addr net.Addr) bool {
@@ -389,6 +384,11 @@ func (n *Node) relayAllowed(addr net.Addr) bool {
 	return false
 }
 
+// compactAddrs makes the addresses gnet keeps for the connection's
+// lifetime small: Go's net package builds them with IP slices that point
+// into the accept and getsockname results, which would then stay alive
+// with them (64 bytes per connection). The local IP is the listener's,
+// shared by all; the remote IP gets its own 4- or 16-byte copy.
 func (n *Node) compactAddrs(nc net.Conn) {
 	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
 		la.IP = n.internIP(la.IP)

@@ -428,7 +428,9 @@ func (n *Node) ackFlightLocked(h holder, u uuid.UUID) {
 // PUTs from kicking the device.
 func (n *Node) ownerDetach(h holder, u uuid.UUID) {
 	n.do(u, true, func() {
-		n.hub.remove(u, h)
+		if n.hub.remove(u, h) {
+			n.touchClosed(u)
+		}
 		if f := n.locks.flightOf(u); f != nil && f.to.is(h) {
 			n.locks.setFlight(u, nil)
 		}

@@ -154,6 +154,7 @@ func (c *recordCache) fill(key, val []byte, gen uint64) {
 // added.
 func (c *recordCache) insertLocked(st *cacheStripe, key []byte, e cacheEntry) {
 	size := entrySize(string(key), e)
+	st.gen++ // also when refused: a read that began before must not fill
 	if size > c.perStripeBytes {
 		return
 	}
@@ -163,7 +164,6 @@ func (c *recordCache) insertLocked(st *cacheStripe, key []byte, e cacheEntry) {
 			break
 		}
 	}
-	st.gen++
 	st.setLocked(string(key), e)
 }
 
@@ -235,17 +235,18 @@ func (c *recordCache) put(key []byte, e cacheEntry, add bool) {
 		st.gen++
 	case ok && old.seq < e.seq:
 		st.gen++
+		if entrySize(string(key), e) > c.perStripeBytes {
+			st.deleteLocked(string(key)) // too large to keep at all
+			break
+		}
 		st.setLocked(string(key), e)
-		for len(st.m) > 1 && st.bytes > c.perStripeBytes { // it grew
+		for st.bytes > c.perStripeBytes { // it grew: evict others
 			for k := range st.m {
 				if k != string(key) {
 					st.deleteLocked(k)
 					break
 				}
 			}
-		}
-		if st.bytes > c.perStripeBytes {
-			st.deleteLocked(string(key))
 		}
 	case ok:
 		st.gen++ // an older write than the cached one: leave the entry

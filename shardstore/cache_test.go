@@ -302,3 +302,23 @@ func TestRecordCacheBoundedInBytes(t *testing.T) {
 		}
 	}
 }
+
+// A write too large to cache still marks its stripe written, so a read
+// that began before it cannot fill the value it replaced.
+func TestRecordCacheOversizedWriteStopsAnOlderFill(t *testing.T) {
+	c := newRecordCache(cacheStripes) // one entry's budget per stripe
+	p := uaidPrefix(id(1))
+	key := p.pendingKey()
+	_, found, gen := c.get(key[:])
+	if found {
+		t.Fatal("cached before any write")
+	}
+	big := make([]byte, 2*cacheEntryBytes)
+	big[0] = pendingEncV1
+	c.put(key[:], cacheEntry{seq: 7, val: big}, true)
+	old := []byte{pendingEncV1}
+	c.fill(key[:], old, gen)
+	if v, found, _ := c.get(key[:]); found {
+		t.Fatalf("cached %d bytes: the read from before the write filled its stale value", len(v))
+	}
+}
