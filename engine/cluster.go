@@ -887,6 +887,12 @@ func (n *Node) serveClusterCall(from string, method uint8, r *rbuf) ([]byte, err
 		defer n.locks.release(u)
 		_, err := n.store.Ack(u, acks)
 		return nil, err
+	case mReplicaDrop:
+		u, seen := r.uuid(), int64(r.u64())
+		if err := r.err(); err != nil {
+			return nil, err
+		}
+		return nil, n.serveReplicaDrop(u, seen)
 	case mReplicaUnregister:
 		// Sent by nodes that predate tombstones (which now travel in
 		// mReplicate); served so that their unregisters still land

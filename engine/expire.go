@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -230,7 +231,47 @@ func (n *Node) expire(e shardstore.UAIDSeen, now time.Time) expireOutcome {
 		return expireKept
 	}
 	n.metrics.expired.Inc()
+	if owned {
+		n.noteDrop(u, seen)
+	}
 	return expireDropped
+}
+
+// noteDrop tells u's replicas, without waiting, that its owner dropped it
+// as unused since seen, so that they drop their copies now rather than
+// after twice the TTL (a copy that outlives its owner's drop comes back
+// as the UAID's if its holder takes the UAID over).
+// REQUIRES: u's slot held.
+func (n *Node) noteDrop(u uuid.UUID, seen int64) {
+	if n.replicas(n.view.Load()) <= 1 {
+		return
+	}
+	var b wbuf
+	b.uuid(u)
+	b.u64(uint64(seen))
+	n.note(u, mReplicaDrop, b)
+}
+
+// serveReplicaDrop drops this node's copy of u on its owner's word (see
+// noteDrop), unless the copy knows of a later use than the owner's, or
+// this node owns u now.
+func (n *Node) serveReplicaDrop(u uuid.UUID, seen int64) error {
+	if _, local := n.ownerOf(u); local {
+		return nil
+	}
+	if !n.locks.acquire(u, false, time.Now().Add(opWait)) {
+		return errors.New("UAID busy")
+	}
+	defer n.locks.release(u)
+	cur, err := n.store.Seen(u)
+	if err != nil || cur > seen {
+		return err
+	}
+	if err := n.store.DropUAID(u); err != nil {
+		return err
+	}
+	n.metrics.expiredCopies.Inc()
+	return nil
 }
 
 // idle reports whether u, last touched in the second seen (Unix seconds),

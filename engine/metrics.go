@@ -43,8 +43,9 @@ type nodeMetrics struct {
 	replicationFailures *metrics.Counter
 	partitionsDropped   *metrics.Counter
 	// notesDropped: replica notes not sent, maxNoteCalls under way.
-	notesDropped *metrics.Counter
-	expired      *metrics.Counter
+	notesDropped  *metrics.Counter
+	expired       *metrics.Counter
+	expiredCopies *metrics.Counter
 }
 
 var closeCodes = []string{"1000", "1001", "1002", "1003", "1007", "1008", "1009", "1013", "4001", "4774"}
@@ -79,7 +80,7 @@ func newNodeMetrics() *nodeMetrics {
 
 		calls: r.CounterVec("pushd_cluster_calls_total", "Calls to other nodes, by method.", "method",
 			"put", "hello", "attach", "register", "unregister", "set_kick", "ack", "ack_flight", "detach", "collect",
-			"deliver", "close", "replicate", "replica_ack", "replica_unregister", "export", "presence", "stats", "adopt", "unknown"),
+			"deliver", "close", "replicate", "replica_ack", "replica_unregister", "export", "presence", "stats", "adopt", "replica_drop", "unknown"),
 		ringChanges:         r.Counter("pushd_cluster_ring_changes_total", "Member lists put in force."),
 		fillWaits:           r.Counter("pushd_cluster_fill_timeouts_total", "Owner operations that gave up waiting for a UAID's records to arrive from its previous holders."),
 		handoffRecords:      r.Counter("pushd_cluster_handoff_records_total", "Store records fetched from other nodes after a membership change."),
@@ -88,6 +89,8 @@ func newNodeMetrics() *nodeMetrics {
 		notesDropped: r.Counter("pushd_cluster_replica_notes_dropped_total",
 			"Acks and UAID last-use times not sent to the replicas because 4,096 such calls were already under way (a replica that misses an ack may deliver that version again after a failover)."),
 		expired: r.Counter("pushd_uaids_expired_total", "UAIDs dropped with all their records after -uaid-ttl without use."),
+		expiredCopies: r.Counter("pushd_uaids_expired_copies_total",
+			"Copies of UAIDs owned elsewhere dropped because their owner dropped them after -uaid-ttl."),
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 // Calls between nodes (cluster.Transport). Edges call owners (put, hello,
 // attach, register, unregister, set-kick, ack, ack-flight, detach,
 // collect); owners call edges (deliver, close) and replicas (replicate,
-// replica-ack, replica-unregister); a node taking over UAIDs calls the
+// replica-ack, replica-unregister, replica-drop); a node taking over UAIDs calls the
 // nodes that held them (export). Payloads are written in wire.go's form;
 // the method byte says which.
 const (
@@ -39,6 +39,7 @@ const (
 	mPresence
 	mStats
 	mAdopt
+	mReplicaDrop
 )
 
 // callTimeout bounds a call to another node. It covers a PUT's lock wait,
@@ -264,7 +265,7 @@ func methodName(m uint8) string {
 		mUnregister: "unregister", mSetKick: "set_kick", mAck: "ack", mAckFlight: "ack_flight",
 		mDetach: "detach", mCollect: "collect", mDeliver: "deliver", mClose: "close",
 		mReplicate: "replicate", mReplicaAck: "replica_ack", mReplicaUnregister: "replica_unregister",
-		mExport: "export", mPresence: "presence", mStats: "stats", mAdopt: "adopt"}
+		mExport: "export", mPresence: "presence", mStats: "stats", mAdopt: "adopt", mReplicaDrop: "replica_drop"}
 	if int(m) < len(names) && names[m] != "" {
 		return names[m]
 	}
