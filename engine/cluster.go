@@ -795,8 +795,9 @@ const maxNoteCalls = 4096
 
 // note makes a call to u's replicas that nobody waits for, and that a
 // replica may miss: an ack (a replica that misses it sends the version
-// again after a failover, which at-least-once delivery allows) or a UAID's
-// last use (a replica keeps its copy of an idle UAID for twice the TTL).
+// again after a failover, which at-least-once delivery allows), or a
+// UAID's last use or drop (a replica that misses them drops its copy of
+// an idle UAID itself, after twice the TTL).
 // For the same reason it drops the call when maxNoteCalls are under way.
 func (n *Node) note(u uuid.UUID, method uint8, req wbuf) {
 	targets := n.replicaTargets(u)

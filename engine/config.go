@@ -178,8 +178,9 @@ type Config struct {
 	// UAIDTTL is how long a UAID may go unused (no hello, register or
 	// poll, and no connection) before its owner drops it with all its
 	// records, pending versions included; its endpoints then answer 404.
-	// Nodes holding a copy of a UAID they do not own drop it after twice
-	// UAIDTTL. Zero (or negative) means never.
+	// Nodes holding a copy of a UAID they do not own drop it when its
+	// owner does, or after twice UAIDTTL if they miss that. The least is
+	// 1s. Zero (or negative) means never.
 	UAIDTTL time.Duration
 
 	// Logger receives the node's structured logs. Nil means slog.Default().

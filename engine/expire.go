@@ -28,8 +28,9 @@ import (
 // the time this node came to own the UAID's partition: the seen times a
 // node holds are only as fresh as it was up and owning (a node that was
 // down, or a replica whose notes were lost and that takes over, would
-// otherwise drop UAIDs whose devices are still in use). A copy this node
-// does not own waits twice the TTL.
+// otherwise drop UAIDs whose devices are still in use). The owner tells
+// the replicas of each drop (noteDrop); a copy this node does not own,
+// whose owner's word did not come, waits twice the TTL.
 
 // expiryPage is how many UAIDs the sweep reads from the store at a time.
 const expiryPage = 256
