@@ -4,16 +4,22 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"time"
 	"unicode/utf8"
 )
 
 // Meta is what a node publishes about itself through gossip: where its
-// other listeners are. An empty field means the node does not serve it.
+// other listeners are (an empty address means the node does not serve
+// it), and settings every member must share.
 type Meta struct {
 	RPCAddr  string // host:port of the inter-node transport
 	WSAddr   string // host:port of the client WebSocket listener
 	HTTPAddr string // host:port of the HTTP ingest and REST API
+	// UAIDTTL is the node's UAID expiry (-uaid-ttl), in whole seconds,
+	// 0 when off; -1 when the node does not say (an earlier release).
+	UAIDTTL time.Duration
 }
 
 // MaxMetaSize is the most bytes an encoded Meta may take: memberlist's limit
@@ -30,12 +36,14 @@ var ErrBadMeta = errors.New("cluster: bad node meta")
 // encodeMeta returns m in its gossip form:
 //
 //	[0]  version (1)
-//	then RPCAddr, WSAddr and HTTPAddr, each a uvarint length and the bytes.
+//	then RPCAddr, WSAddr and HTTPAddr, each a uvarint length and the bytes;
+//	then UAIDTTL as a uvarint of whole seconds plus one (absent: not said).
 //
-// Bytes after the three fields are reserved for fields added later and are
+// Bytes after the known fields are reserved for fields added later and are
 // ignored by decodeMeta, so that nodes of different versions can share a
-// cluster. It fails if a field is not empty or host:port, or if the result
-// would exceed MaxMetaSize.
+// cluster (a node of the release before UAIDTTL stops after the three
+// addresses). It fails if a field is not empty or host:port, or if the
+// result would exceed MaxMetaSize. A negative UAIDTTL is not written.
 func encodeMeta(m Meta) ([]byte, error) {
 	fields := [...]string{m.RPCAddr, m.WSAddr, m.HTTPAddr}
 	b := []byte{metaVersion}
@@ -45,6 +53,9 @@ func encodeMeta(m Meta) ([]byte, error) {
 		}
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
+	}
+	if m.UAIDTTL >= 0 {
+		b = binary.AppendUvarint(b, uint64(m.UAIDTTL/time.Second)+1)
 	}
 	if len(b) > MaxMetaSize {
 		return nil, fmt.Errorf("%w: %d bytes encoded, at most %d", ErrBadMeta, len(b), MaxMetaSize)
@@ -87,7 +98,15 @@ func decodeMeta(b []byte) (Meta, error) {
 			return Meta{}, err
 		}
 	}
-	return Meta{RPCAddr: fields[0], WSAddr: fields[1], HTTPAddr: fields[2]}, nil
+	m := Meta{RPCAddr: fields[0], WSAddr: fields[1], HTTPAddr: fields[2], UAIDTTL: -1}
+	if len(rest) > 0 {
+		v, used := binary.Uvarint(rest)
+		if used <= 0 || used > 1 && rest[used-1] == 0 || v == 0 || v-1 > math.MaxInt64/uint64(time.Second) {
+			return Meta{}, fmt.Errorf("%w: uaid ttl field", ErrBadMeta)
+		}
+		m.UAIDTTL = time.Duration(v-1) * time.Second
+	}
+	return m, nil
 }
 
 // checkMetaAddr accepts "" and host:port.

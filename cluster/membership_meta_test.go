@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestMembershipMetaRoundTrip(t *testing.T) {
@@ -12,6 +13,8 @@ func TestMembershipMetaRoundTrip(t *testing.T) {
 		{},
 		{RPCAddr: "127.0.0.1:7000", WSAddr: "127.0.0.1:8080", HTTPAddr: "[::1]:8081"},
 		{WSAddr: "node-07.example:443"},
+		{RPCAddr: "127.0.0.1:7000", UAIDTTL: 60 * 24 * time.Hour},
+		{UAIDTTL: time.Second},
 	} {
 		b, err := encodeMeta(m)
 		if err != nil {
@@ -25,6 +28,18 @@ func TestMembershipMetaRoundTrip(t *testing.T) {
 		if got, err := decodeMeta(append(b, 5, 'x')); err != nil || got != m {
 			t.Fatalf("decode with trailing field = %+v, %v", got, err)
 		}
+	}
+}
+
+// A node of the release before UAIDTTL was gossiped writes the three
+// addresses only: it does not say.
+func TestMembershipMetaWithoutUAIDTTL(t *testing.T) {
+	m, err := decodeMeta([]byte{1, 0, 0, 0})
+	if err != nil || m.UAIDTTL != -1 {
+		t.Fatalf("decode of the three addresses only: %+v, %v; want UAIDTTL -1", m, err)
+	}
+	if b, err := encodeMeta(Meta{UAIDTTL: -1}); err != nil || !bytes.Equal(b, []byte{1, 0, 0, 0}) {
+		t.Fatalf("encode with UAIDTTL -1: %x, %v; want the three addresses only", b, err)
 	}
 }
 
@@ -49,6 +64,9 @@ func TestMembershipMetaRejects(t *testing.T) {
 		"not utf-8":    {1, 4, 0xff, 0xfe, ':', '1', 0, 0},
 		"not hostport": {1, 3, 'a', 'b', 'c', 0, 0},
 		"oversized":    append([]byte{1, 0, 0, 0}, make([]byte, MaxMetaSize)...),
+		"ttl zero":     {1, 0, 0, 0, 0},
+		"ttl long":     {1, 0, 0, 0, 0x81, 0x00},
+		"ttl huge":     {1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 	} {
 		if m, err := decodeMeta(b); !errors.Is(err, ErrBadMeta) {
 			t.Errorf("%s: decode = %+v, %v; want ErrBadMeta", name, m, err)
@@ -57,7 +75,7 @@ func TestMembershipMetaRejects(t *testing.T) {
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	for _, m := range []Meta{{}, {RPCAddr: "127.0.0.1:7000", WSAddr: "127.0.0.1:8080", HTTPAddr: "[::1]:8081"}} {
+	for _, m := range []Meta{{}, {RPCAddr: "127.0.0.1:7000", WSAddr: "127.0.0.1:8080", HTTPAddr: "[::1]:8081", UAIDTTL: time.Hour}, {UAIDTTL: -1}} {
 		b, err := encodeMeta(m)
 		if err != nil {
 			f.Fatal(err)

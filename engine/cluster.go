@@ -96,7 +96,8 @@ func (n *Node) startCluster() error {
 		BindAddr: n.cfg.ClusterAddr,
 		Join:     n.cfg.Join,
 		Key:      []byte(n.cfg.ClusterKey),
-		Meta:     cluster.Meta{RPCAddr: tr.Addr(), WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String()},
+		Meta: cluster.Meta{RPCAddr: tr.Addr(), WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String(),
+			UAIDTTL: max(n.cfg.UAIDTTL, 0)},
 		Logger:   n.log.With("component", "membership"),
 		OnChange: n.membersChanged,
 	})
@@ -135,6 +136,7 @@ func (n *Node) membersChanged(members []cluster.Member) {
 		// Left: keep the last ring so that handing over uses it.
 		return
 	}
+	n.checkSettings(members)
 	old := n.view.Load()
 	next := &view{ring: cluster.NewRing(names, n.cfg.Replicas), members: members, addrs: addrs}
 	n.metrics.ringChanges.Inc()
@@ -165,6 +167,25 @@ func (n *Node) membersChanged(members []cluster.Member) {
 	handed := n.push(old, next)
 	n.log.Info("cluster handoff done", "partitions_fetched", len(fetch), "partitions_handed", len(handed), "took", time.Since(start))
 	n.dropLater(handed)
+}
+
+// checkSettings warns about members whose settings differ from this
+// node's where every member must share them: -uaid-ttl (a node with a
+// shorter TTL, or with expiry off, drops or keeps copies the others do
+// not expect; a member that does not say predates expiry's seen records).
+func (n *Node) checkSettings(members []cluster.Member) {
+	mine := max(n.cfg.UAIDTTL, 0).Truncate(time.Second)
+	for _, m := range members {
+		switch {
+		case m.Name == n.self:
+		case m.Meta.UAIDTTL < 0 && mine > 0:
+			n.log.Warn("cluster member does not report its -uaid-ttl (an earlier release): run every node on this release before turning expiry on",
+				"member", m.Name, "uaid_ttl", mine)
+		case m.Meta.UAIDTTL >= 0 && m.Meta.UAIDTTL != mine:
+			n.log.Warn("cluster member runs with a different -uaid-ttl: give every node the same",
+				"member", m.Name, "its_uaid_ttl", m.Meta.UAIDTTL, "uaid_ttl", mine)
+		}
+	}
 }
 
 // dropLater deletes, after the handoff grace, the records of the handed

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -18,6 +19,9 @@ type memberStatus struct {
 	WSAddr     string  `json:"ws_addr,omitempty"`
 	HTTPAddr   string  `json:"http_addr,omitempty"`
 	RingShare  float64 `json:"ring_share"`
+	// UAIDTTL is the member's -uaid-ttl in seconds (0: off); absent when
+	// it does not say (an earlier release).
+	UAIDTTL *int64 `json:"uaid_ttl,omitempty"`
 	// From the member itself:
 	Connections    uint64 `json:"connections"`
 	UAIDsConnected uint64 `json:"uaids_connected"`
@@ -31,7 +35,8 @@ func (n *Node) serveCluster(ctx *fasthttp.RequestCtx) {
 	v := n.view.Load()
 	members := v.members
 	if len(members) == 0 { // standalone
-		members = []cluster.Member{{Name: n.self, Meta: cluster.Meta{WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String()}}}
+		members = []cluster.Member{{Name: n.self, Meta: cluster.Meta{WSAddr: n.WSAddr().String(), HTTPAddr: n.HTTPAddr().String(),
+			UAIDTTL: max(n.cfg.UAIDTTL, 0)}}}
 	}
 	out := make([]memberStatus, len(members))
 	var wg sync.WaitGroup
@@ -39,6 +44,10 @@ func (n *Node) serveCluster(ctx *fasthttp.RequestCtx) {
 		out[i] = memberStatus{
 			Name: m.Name, State: "alive", GossipAddr: m.Addr, RPCAddr: m.Meta.RPCAddr,
 			WSAddr: m.Meta.WSAddr, HTTPAddr: m.Meta.HTTPAddr, RingShare: v.ring.Share(m.Name),
+		}
+		if ttl := m.Meta.UAIDTTL; ttl >= 0 {
+			s := int64(ttl / time.Second)
+			out[i].UAIDTTL = &s
 		}
 		if m.Name == n.self {
 			out[i].Connections = uint64(n.nconns.Load())

@@ -78,6 +78,7 @@ type clusterStatus struct {
 		RingShare      float64 `json:"ring_share"`
 		Connections    uint64  `json:"connections"`
 		UAIDsConnected uint64  `json:"uaids_connected"`
+		UAIDTTL        *int64  `json:"uaid_ttl"`
 	} `json:"members"`
 }
 
@@ -823,5 +824,35 @@ func TestClusterIdleUAIDExpires(t *testing.T) {
 	}
 	if got := decodeUpdates(t, live.read()); got[liveChid] != 1 {
 		t.Errorf("connected device got %v", got)
+	}
+}
+
+// TestClusterDifferentUAIDTTLIsReported: members gossip their -uaid-ttl;
+// GET /cluster lists it, and a node whose peer runs another value warns.
+func TestClusterDifferentUAIDTTLIsReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("multi-process test")
+	}
+	a := startMember(t, 0, filepath.Join(t.TempDir(), "0"), nil, "-uaid-ttl", "1h")
+	b := startMember(t, 1, filepath.Join(t.TempDir(), "1"), []string{a.gossip}, "-uaid-ttl", "2h")
+	waitMembers(t, []*member{a, b}, 2)
+	st, err := getCluster(t, a.HTTPAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, m := range st.Members {
+		if m.UAIDTTL == nil {
+			t.Fatalf("member %s without uaid_ttl in GET /cluster", m.Name)
+		}
+		got[m.Name] = *m.UAIDTTL
+	}
+	if got[a.name] != 3600 || got[b.name] != 7200 {
+		t.Errorf("uaid_ttl by member %v, want %s 3600 and %s 7200", got, a.name, b.name)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(a.Output(), "different -uaid-ttl"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node 0 did not warn about node 1's -uaid-ttl")
+		}
 	}
 }
